@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs everything accelpool needs at run time on a fresh machine, idempotently:
+#   1. the OpenVINO runtime (the `openvino` wheel from PyPI) into a private venv,
+#   2. the real PP-OCRv4 ONNX models from the `rapidocr-openvino` wheel into models/ppocr/.
+# A second run checks the stamps and returns in well under a second.
+#
+# Where things go (outside the source tree, so nothing fetched is ever committed):
+#   ACCELPOOL_HOME (default: ${XDG_DATA_HOME:-$HOME/.local/share}/accelpool)
+#     venv/                       python venv holding the openvino wheel (and benchmark_app)
+#     wheels/                     the downloaded model wheel
+# The runtime finds the library there by itself (see src/openvino/library.rs).
+set -euo pipefail
+
+OPENVINO_VERSION=2026.4.1
+RAPIDOCR_VERSION=1.4.4
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+home=${ACCELPOOL_HOME:-${XDG_DATA_HOME:-$HOME/.local/share}/accelpool}
+venv="$home/venv"
+python=${PYTHON:-python3}
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+mkdir -p "$home"
+
+# 1. OpenVINO runtime.
+stamp="$venv/.openvino-$OPENVINO_VERSION"
+if [ ! -f "$stamp" ]; then
+  log "installing openvino==$OPENVINO_VERSION into $venv"
+  "$python" -m venv "$venv"
+  "$venv/bin/pip" install --disable-pip-version-check --quiet "openvino==$OPENVINO_VERSION"
+  touch "$stamp"
+else
+  log "openvino $OPENVINO_VERSION already installed in $venv"
+fi
+lib=$(ls "$venv"/lib/python3*/site-packages/openvino/libs/libopenvino_c.so* 2>/dev/null | head -n 1 || true)
+if [ -z "$lib" ]; then
+  log "error: the openvino wheel holds no libopenvino_c.so; remove $venv and run again"
+  exit 1
+fi
+
+# 2. Real models: the PP-OCRv4 ONNX files shipped inside the rapidocr-openvino wheel.
+models="$repo/models/ppocr"
+mstamp="$models/.rapidocr-openvino-$RAPIDOCR_VERSION"
+if [ ! -f "$mstamp" ]; then
+  log "fetching rapidocr-openvino==$RAPIDOCR_VERSION (models only)"
+  mkdir -p "$home/wheels" "$models"
+  "$venv/bin/pip" download --disable-pip-version-check --quiet --no-deps \
+    -d "$home/wheels" "rapidocr-openvino==$RAPIDOCR_VERSION"
+  wheel=$(ls "$home"/wheels/rapidocr_openvino-"$RAPIDOCR_VERSION"-*.whl | head -n 1)
+  "$venv/bin/python" - "$wheel" "$models" <<'PY'
+import sys, zipfile, pathlib
+wheel, out = sys.argv[1], pathlib.Path(sys.argv[2])
+wanted = {
+    "rapidocr_openvino/models/ch_PP-OCRv4_det_infer.onnx": "det.onnx",
+    "rapidocr_openvino/models/ch_ppocr_mobile_v2.0_cls_infer.onnx": "cls.onnx",
+    "rapidocr_openvino/models/ch_PP-OCRv4_rec_infer.onnx": "rec.onnx",
+}
+with zipfile.ZipFile(wheel) as z:
+    for name, target in wanted.items():
+        (out / target).write_bytes(z.read(name))
+PY
+  touch "$mstamp"
+else
+  log "PP-OCR models already in $models"
+fi
+
+log "ready: OPENVINO library $lib"
+log "ready: models in $models"

@@ -1,0 +1,343 @@
+//! Configuration types: what a pool, its device groups, retries and the
+//! dead-letter queue are set up with. Every type reads from YAML (serde) with
+//! defaults for everything optional, and [`PoolConfig::validate`] names the
+//! field path and the allowed range of anything out of bounds.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Priority;
+
+/// A configuration value out of range, with the path of the field.
+///
+/// ```
+/// use accelpool::{GroupConfig, PoolConfig};
+/// let mut cfg = PoolConfig::default();
+/// cfg.groups.push(GroupConfig::new("cpu").priority(12));
+/// let err = cfg.validate().unwrap_err();
+/// assert_eq!(err.to_string(), "groups[0].priority: 12 is outside 1..=10");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ConfigError {
+    /// Path of the offending field, for example `groups[1].priority`.
+    pub field: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Queue capacity for each priority level of one group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LevelCapacity {
+    /// `Urgent` queue capacity.
+    pub urgent: usize,
+    /// `High` queue capacity.
+    pub high: usize,
+    /// `Normal` queue capacity.
+    pub normal: usize,
+    /// `Low` queue capacity.
+    pub low: usize,
+}
+
+impl LevelCapacity {
+    /// The same capacity at every level.
+    pub const fn uniform(n: usize) -> Self {
+        Self {
+            urgent: n,
+            high: n,
+            normal: n,
+            low: n,
+        }
+    }
+
+    /// Capacity of one level.
+    pub const fn of(&self, p: Priority) -> usize {
+        match p {
+            Priority::Urgent => self.urgent,
+            Priority::High => self.high,
+            Priority::Normal => self.normal,
+            Priority::Low => self.low,
+        }
+    }
+}
+
+impl Default for LevelCapacity {
+    fn default() -> Self {
+        Self::uniform(256)
+    }
+}
+
+/// One device group: a named set of workers on one device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    /// Unique name (`npu`, `gpu`, `cpu`, ...).
+    pub name: String,
+    /// Routing priority, 1 to 10: higher is tried first.
+    #[serde(default = "defaults::priority")]
+    pub priority: u8,
+    /// Worker threads (capped by the cores available).
+    #[serde(default = "defaults::workers")]
+    pub workers: usize,
+    /// Queue capacity per priority level.
+    #[serde(default)]
+    pub capacity: LevelCapacity,
+    /// How long an idle worker spins before it parks. Zero parks at once.
+    #[serde(default = "defaults::spin", with = "humantime_serde")]
+    pub spin_before_park: Duration,
+    /// Warmup calls a new session runs before taking requests.
+    #[serde(default)]
+    pub warmup: u32,
+    /// Pin each worker to its own core.
+    #[serde(default = "defaults::pin")]
+    pub pin: bool,
+}
+
+impl GroupConfig {
+    /// A group with default settings.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            priority: defaults::priority(),
+            workers: defaults::workers(),
+            capacity: LevelCapacity::default(),
+            spin_before_park: defaults::spin(),
+            warmup: 0,
+            pin: defaults::pin(),
+        }
+    }
+
+    /// Sets the routing priority (1-10).
+    pub fn priority(mut self, p: u8) -> Self {
+        self.priority = p;
+        self
+    }
+
+    /// Sets the worker count.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
+    }
+
+    /// Sets the same queue capacity for every level.
+    pub fn capacity(mut self, n: usize) -> Self {
+        self.capacity = LevelCapacity::uniform(n);
+        self
+    }
+
+    /// Sets the queue capacity per level.
+    pub fn level_capacity(mut self, c: LevelCapacity) -> Self {
+        self.capacity = c;
+        self
+    }
+
+    /// Sets the spin-before-park window.
+    pub fn spin_before_park(mut self, d: Duration) -> Self {
+        self.spin_before_park = d;
+        self
+    }
+
+    /// Sets the warmup calls per new session.
+    pub fn warmup(mut self, n: u32) -> Self {
+        self.warmup = n;
+        self
+    }
+
+    /// Turns pinning on or off.
+    pub fn pin(mut self, on: bool) -> Self {
+        self.pin = on;
+        self
+    }
+
+    fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        if self.name.trim().is_empty() {
+            return Err(ConfigError::new(format!("{path}.name"), "must not be empty"));
+        }
+        if !(1..=10).contains(&self.priority) {
+            return Err(ConfigError::new(
+                format!("{path}.priority"),
+                format!("{} is outside 1..=10", self.priority),
+            ));
+        }
+        if self.workers == 0 {
+            return Err(ConfigError::new(format!("{path}.workers"), "0 is outside 1.."));
+        }
+        for p in Priority::ALL {
+            if self.capacity.of(p) == 0 {
+                return Err(ConfigError::new(
+                    format!("{path}.capacity.{}", p.name()),
+                    "0 is outside 1..",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How failed attempts are retried: exponential backoff up to `max_attempts`.
+///
+/// ```
+/// use accelpool::RetryPolicy;
+/// use std::time::Duration;
+/// let r = RetryPolicy::default();
+/// assert_eq!(r.backoff(1), r.initial_backoff);
+/// assert_eq!(r.backoff(2), r.initial_backoff * 2);
+/// assert!(r.backoff(30) <= r.max_backoff);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1 = never retry).
+    pub max_attempts: u32,
+    /// Wait before the first retry.
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    /// Growth of the wait per retry (at least 1).
+    pub multiplier: f64,
+    /// Longest wait.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(1),
+            multiplier: 2.0,
+            max_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after failed attempt number `failed` (1-based).
+    pub fn backoff(&self, failed: u32) -> Duration {
+        let exp = self.multiplier.powi(failed.saturating_sub(1).min(64) as i32);
+        let secs = self.initial_backoff.as_secs_f64() * exp;
+        if !secs.is_finite() || secs >= self.max_backoff.as_secs_f64() {
+            self.max_backoff
+        } else {
+            Duration::from_secs_f64(secs)
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_attempts == 0 {
+            return Err(ConfigError::new("retry.max_attempts", "0 is outside 1.."));
+        }
+        if !(self.multiplier >= 1.0 && self.multiplier.is_finite()) {
+            return Err(ConfigError::new(
+                "retry.multiplier",
+                format!("{} is outside 1.0.. (finite)", self.multiplier),
+            ));
+        }
+        if self.max_backoff < self.initial_backoff {
+            return Err(ConfigError::new(
+                "retry.max_backoff",
+                "must be at least retry.initial_backoff",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What the dead-letter queue does when it is full. Either way the letter
+/// pushed out is counted in [`DeadLetterStats::overflowed`](crate::DeadLetterStats)
+/// and handed to the overflow callback if one is set: never a silent drop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverflowPolicy {
+    /// Push out the oldest letter to make room for the new one.
+    #[default]
+    DropOldest,
+    /// Keep the letters held and push out the new one.
+    DropNewest,
+}
+
+/// The dead-letter queue's bounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeadLetterConfig {
+    /// Most letters held.
+    pub capacity: usize,
+    /// What happens when full.
+    pub overflow: OverflowPolicy,
+}
+
+impl Default for DeadLetterConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 1024,
+            overflow: OverflowPolicy::DropOldest,
+        }
+    }
+}
+
+/// The whole runtime's configuration.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Retry and backoff.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// Dead-letter queue bounds.
+    #[serde(default)]
+    pub dead_letter: DeadLetterConfig,
+    /// Device groups (at least one).
+    #[serde(default)]
+    pub groups: Vec<GroupConfig>,
+}
+
+impl PoolConfig {
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.retry.validate()?;
+        if self.dead_letter.capacity == 0 {
+            return Err(ConfigError::new("dead_letter.capacity", "0 is outside 1.."));
+        }
+        if self.groups.is_empty() {
+            return Err(ConfigError::new("groups", "at least one device group is required"));
+        }
+        let mut names = HashSet::new();
+        for (i, g) in self.groups.iter().enumerate() {
+            g.validate(&format!("groups[{i}]"))?;
+            if !names.insert(g.name.as_str()) {
+                return Err(ConfigError::new(
+                    format!("groups[{i}].name"),
+                    format!("`{}` is used by an earlier group; names must be unique", g.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+mod defaults {
+    use std::time::Duration;
+
+    pub fn priority() -> u8 {
+        5
+    }
+    pub fn workers() -> usize {
+        1
+    }
+    pub fn spin() -> Duration {
+        Duration::from_micros(50)
+    }
+    pub fn pin() -> bool {
+        true
+    }
+}

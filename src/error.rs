@@ -1,0 +1,107 @@
+//! Errors of submitting and of building a pool.
+
+use std::fmt;
+
+use crate::config::ConfigError;
+use crate::session::SessionError;
+use crate::Request;
+
+/// A request the pool did not accept. The request comes back intact, input
+/// included, so nothing is lost: take it with [`SubmitError::into_request`].
+pub enum SubmitError<I> {
+    /// Every eligible queue for the request's level is full (`try_submit`).
+    Full(Request<I>),
+    /// The queues stayed full until the timeout (`submit_timeout`).
+    Timeout(Request<I>),
+    /// The pool is shutting down or shut down.
+    Closed(Request<I>),
+    /// The request named a group the pool does not have.
+    UnknownGroup(Request<I>),
+    /// The runtime refused the input before queueing it (for example a
+    /// tensor whose shape the model cannot take).
+    Invalid {
+        /// The request, intact.
+        request: Request<I>,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl<I> SubmitError<I> {
+    /// Gives back the refused request.
+    pub fn into_request(self) -> Request<I> {
+        match self {
+            SubmitError::Full(r)
+            | SubmitError::Timeout(r)
+            | SubmitError::Closed(r)
+            | SubmitError::UnknownGroup(r)
+            | SubmitError::Invalid { request: r, .. } => r,
+        }
+    }
+
+    /// The refused request.
+    pub fn request(&self) -> &Request<I> {
+        match self {
+            SubmitError::Full(r)
+            | SubmitError::Timeout(r)
+            | SubmitError::Closed(r)
+            | SubmitError::UnknownGroup(r)
+            | SubmitError::Invalid { request: r, .. } => r,
+        }
+    }
+
+    /// True for `Full` and `Timeout`: the pool is open but saturated.
+    pub fn is_backpressure(&self) -> bool {
+        matches!(self, SubmitError::Full(_) | SubmitError::Timeout(_))
+    }
+}
+
+impl<I> fmt::Display for SubmitError<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = self.request().get_priority();
+        match self {
+            SubmitError::Full(_) => write!(f, "every eligible `{p}` queue is full; retry later, use `submit` to wait, or raise the group's `capacity.{p}`"),
+            SubmitError::Timeout(_) => write!(f, "every eligible `{p}` queue stayed full until the timeout"),
+            SubmitError::Closed(_) => f.write_str("the pool is shut down and accepts no requests"),
+            SubmitError::UnknownGroup(r) => write!(f, "no device group named `{}`; use one of the names in the pool's config", r.get_group().unwrap_or_default()),
+            SubmitError::Invalid { reason, .. } => write!(f, "invalid request: {reason}"),
+        }
+    }
+}
+
+impl<I> fmt::Debug for SubmitError<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SubmitError({self})")
+    }
+}
+
+impl<I> std::error::Error for SubmitError<I> {}
+
+/// Why a pool could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// A group was configured without a session factory, or the other way round.
+    #[error("group `{group}`: {message}")]
+    Group {
+        /// The group.
+        group: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A worker could not build its first session.
+    #[error("group `{group}` worker {worker}: could not build its session: {error}")]
+    Session {
+        /// The group.
+        group: String,
+        /// The worker index within the group.
+        worker: usize,
+        /// The factory's error.
+        error: SessionError,
+    },
+    /// A thread could not be spawned.
+    #[error("could not spawn a thread: {0}")]
+    Spawn(#[from] std::io::Error),
+}

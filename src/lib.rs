@@ -1,0 +1,74 @@
+//! # accelpool
+//!
+//! An in-process, synchronous thread-pool runtime for local accelerators.
+//! An application describes its device groups (NPU, GPU, CPU through
+//! OpenVINO, or any [`Session`] of its own) and submits requests from any
+//! thread. The pool pins one worker per core, gives each worker a persistent
+//! session built once on that worker's thread, routes every request to the
+//! best group through bounded per-priority queues, and resolves every
+//! accepted request exactly once: completed, dead-lettered, cancelled or
+//! expired.
+//!
+//! ```
+//! use accelpool::{GroupConfig, Pool, Request, SessionError, WorkerInfo};
+//! use std::time::Duration;
+//!
+//! let pool = Pool::<u64, u64>::builder()
+//!     .group(GroupConfig::new("cpu").workers(2), |_: &WorkerInfo| {
+//!         Ok(|x: &u64| -> Result<u64, SessionError> { Ok(x * x) })
+//!     })
+//!     .build()?;
+//! let handles: Vec<_> = (0..10).map(|i| pool.submit(Request::new(i)).unwrap()).collect();
+//! let squares: Vec<u64> = handles.into_iter().map(|h| h.wait().unwrap()).collect();
+//! assert_eq!(squares[9], 81);
+//!
+//! let report = pool.shutdown(Duration::from_secs(5));
+//! let c = report.stats.counts;
+//! assert_eq!(c.accepted, c.completed + c.dead_lettered + c.cancelled + c.expired);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Follow one request through the modules: [`Request`] (what is submitted),
+//! `pool` (admission), `router` (which group), `queue` (strict-priority
+//! channels and the worker's receive), `worker` (runs the session),
+//! `handle` (the exactly-once result slot), `retry` and `supervisor`
+//! (backoff and re-routing), `dlq` (requests that could not be served),
+//! `shutdown` (the drain protocol).
+
+#![warn(missing_docs, unsafe_op_in_unsafe_fn)]
+
+mod config;
+mod dlq;
+mod error;
+mod group;
+mod handle;
+mod pinning;
+mod pool;
+mod priority;
+mod queue;
+mod request;
+mod retry;
+mod router;
+mod session;
+mod shutdown;
+mod stats;
+mod supervisor;
+mod worker;
+
+pub use config::{
+    ConfigError, DeadLetterConfig, GroupConfig, LevelCapacity, OverflowPolicy, PoolConfig,
+    RetryPolicy,
+};
+pub use dlq::{DeadLetter, DeadLetterQueue};
+pub use error::{BuildError, SubmitError};
+pub use handle::{AttemptError, CancelReason, Status, TaskError, TaskHandle};
+pub use pool::{Pool, PoolBuilder};
+pub use priority::Priority;
+pub use request::Request;
+pub use router::MAX_GROUPS;
+pub use session::{ErrorKind, RunContext, Session, SessionError, SessionFactory, WorkerInfo};
+pub use shutdown::ShutdownReport;
+pub use stats::{
+    CountsSnapshot, DeadLetterStats, GroupStats, LatencySnapshot, Percentiles, PoolStats,
+    QueueDepth, WorkerStats,
+};

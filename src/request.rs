@@ -1,0 +1,124 @@
+//! [`Request`]: what a caller submits, and the job the runtime carries
+//! through queues, retries and the dead-letter queue.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::handle::{AttemptError, Slot};
+use crate::Priority;
+
+/// One inference request: the input and how to schedule it.
+///
+/// ```
+/// use accelpool::{Priority, Request};
+/// use std::time::Duration;
+/// let r = Request::new(vec![1.0f32, 2.0])
+///     .priority(Priority::High)
+///     .timeout(Duration::from_millis(50))
+///     .group("cpu");
+/// assert_eq!(r.get_priority(), Priority::High);
+/// assert_eq!(r.input(), &vec![1.0, 2.0]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Request<I> {
+    pub(crate) input: I,
+    pub(crate) priority: Priority,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) group: Option<String>,
+}
+
+impl<I> Request<I> {
+    /// A `Normal` request with no deadline, routed to the best group.
+    pub fn new(input: I) -> Self {
+        Self {
+            input,
+            priority: Priority::Normal,
+            deadline: None,
+            group: None,
+        }
+    }
+
+    /// Sets the priority level.
+    pub fn priority(mut self, p: Priority) -> Self {
+        self.priority = p;
+        self
+    }
+
+    /// The request expires, unrun, if no worker took it by `deadline`.
+    pub fn deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Deadline relative to now.
+    pub fn timeout(self, t: Duration) -> Self {
+        self.deadline(Instant::now() + t)
+    }
+
+    /// Runs only on the named device group.
+    pub fn group(mut self, name: impl Into<String>) -> Self {
+        self.group = Some(name.into());
+        self
+    }
+
+    /// The input.
+    pub fn input(&self) -> &I {
+        &self.input
+    }
+
+    /// Gives the input back.
+    pub fn into_input(self) -> I {
+        self.input
+    }
+
+    /// The priority level.
+    pub fn get_priority(&self) -> Priority {
+        self.priority
+    }
+
+    /// The deadline, if any.
+    pub fn get_deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// The group it is restricted to, if any.
+    pub fn get_group(&self) -> Option<&str> {
+        self.group.as_deref()
+    }
+}
+
+/// A request inside the runtime.
+pub(crate) struct Job<I, O> {
+    pub slot: Arc<Slot<O>>,
+    pub input: I,
+    pub priority: Priority,
+    pub deadline: Option<Instant>,
+    /// Restricted to this group index.
+    pub only_group: Option<usize>,
+    /// Groups that already failed it (bit per group index).
+    pub failed_groups: u64,
+    pub submitted: Instant,
+    pub submitted_at: SystemTime,
+    /// Set each time it enters a queue.
+    pub enqueued: Instant,
+    /// Attempts made so far.
+    pub attempts: u32,
+    pub errors: Vec<AttemptError>,
+}
+
+impl<I, O> Job<I, O> {
+    /// Gives the caller back what they submitted (for a refused submit).
+    pub(crate) fn into_request(self, group: Option<String>) -> Request<I> {
+        Request {
+            input: self.input,
+            priority: self.priority,
+            deadline: self.deadline,
+            group,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_expired(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|d| now >= d)
+    }
+}

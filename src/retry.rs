@@ -1,0 +1,86 @@
+//! What happens after a failed attempt: retry with backoff, or the
+//! dead-letter queue.
+//!
+//! A failed attempt records its error with the group and worker that ran it.
+//! Then, in this order:
+//! - the caller cancelled it (or the session said it was cancelled): it
+//!   resolves as cancelled;
+//! - the error is not retryable, or `max_attempts` is reached: it goes to the
+//!   dead-letter queue with its input intact and resolves as failed;
+//! - otherwise it goes back to `Queued` and the supervisor re-routes it after
+//!   the backoff, preferring groups that have not failed it yet.
+//!
+//! A worker never sleeps through a backoff: the supervisor's timer does.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use crate::dlq::DeadLetter;
+use crate::handle::{AttemptError, CancelReason, Outcome};
+use crate::pool::Shared;
+use crate::request::Job;
+use crate::session::{ErrorKind, SessionError};
+use crate::worker::WorkerShared;
+
+pub(crate) fn failed_attempt<I: Send + 'static, O: Send + 'static>(
+    shared: &Shared<I, O>,
+    gi: usize,
+    me: &WorkerShared<O>,
+    mut job: Job<I, O>,
+    error: SessionError,
+) {
+    me.counts.failed_attempts.inc();
+    let group = &shared.groups[gi];
+    let cancelled = error.kind() == ErrorKind::Cancelled || job.slot.is_cancel_requested();
+    let retryable = error.is_retryable();
+    job.errors.push(AttemptError {
+        attempt: job.attempts,
+        group: Arc::clone(&group.name),
+        worker: me.index,
+        error,
+        at: SystemTime::now(),
+    });
+    job.failed_groups |= 1u64 << gi;
+
+    if cancelled {
+        if job.slot.resolve(Outcome::Cancelled(CancelReason::Caller)) {
+            me.counts.cancelled.inc();
+        } else {
+            shared.ledger.late_results.inc();
+        }
+    } else if !retryable || job.attempts >= shared.retry.max_attempts {
+        if dead_letter(shared, job) {
+            me.counts.dead_lettered.inc();
+        }
+    } else if job.slot.requeue() {
+        me.counts.retried.inc();
+        let due = Instant::now() + shared.retry.backoff(job.attempts);
+        shared.schedule_retry(due, job);
+    } else {
+        // Resolved elsewhere while running (shutdown gave up on this call).
+        shared.ledger.late_results.inc();
+    }
+}
+
+/// Moves a job to the dead-letter queue and resolves it as failed; the
+/// letter is in the queue before the handle sees the failure. False if the
+/// request was already resolved elsewhere (counted as a late result).
+pub(crate) fn dead_letter<I, O>(shared: &Shared<I, O>, job: Job<I, O>) -> bool {
+    let errors = job.errors.clone();
+    let letter = DeadLetter {
+        id: job.slot.id(),
+        input: job.input,
+        priority: job.priority,
+        group: job.only_group.map(|g| shared.groups[g].name.to_string()),
+        errors: job.errors,
+        submitted_at: job.submitted_at,
+        dead_lettered_at: SystemTime::now(),
+    };
+    let won = job
+        .slot
+        .resolve_then(Outcome::DeadLettered(errors), || shared.dlq.push(letter));
+    if !won {
+        shared.ledger.late_results.inc();
+    }
+    won
+}

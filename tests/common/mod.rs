@@ -1,0 +1,95 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use accelpool::{CountsSnapshot, PoolStats};
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+/// Generous bound for waits that should end at once; reaching it means a bug.
+pub const LONG: Duration = Duration::from_secs(20);
+
+/// A gate a session blocks on until the test opens it, and a signal that
+/// tells the test a session reached the gate.
+#[derive(Clone)]
+pub struct Gate {
+    open_rx: Receiver<()>,
+    open_tx: Sender<()>,
+    reached_tx: Sender<()>,
+    reached_rx: Receiver<()>,
+}
+
+impl Gate {
+    pub fn new() -> Self {
+        let (open_tx, open_rx) = bounded(0);
+        let (reached_tx, reached_rx) = crossbeam_channel::unbounded();
+        Self {
+            open_rx,
+            open_tx,
+            reached_tx,
+            reached_rx,
+        }
+    }
+
+    /// Called by a session: signal arrival, then block until opened.
+    pub fn pass(&self) {
+        self.reached_tx.send(()).unwrap();
+        let _ = self.open_rx.recv();
+    }
+
+    /// Called by the test: wait until a session is blocked at the gate.
+    pub fn wait_reached(&self) {
+        self.reached_rx.recv_timeout(LONG).expect("a session reached the gate");
+    }
+
+    /// Let one blocked session through.
+    pub fn open_one(&self) {
+        self.open_tx.send_timeout((), LONG).expect("a session waiting at the gate");
+    }
+}
+
+/// Counts calls from many threads.
+#[derive(Clone, Default)]
+pub struct Count(Arc<AtomicUsize>);
+
+impl Count {
+    pub fn inc(&self) -> usize {
+        self.0.fetch_add(1, Ordering::SeqCst)
+    }
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The invariant every test checks once a pool is shut down.
+pub fn assert_accounting(stats: &PoolStats) {
+    let c: CountsSnapshot = stats.counts;
+    assert_eq!(
+        c.accepted,
+        c.completed + c.dead_lettered + c.cancelled + c.expired,
+        "accepted = completed + dead_lettered + cancelled + expired must hold: {c:?}"
+    );
+    assert_eq!(stats.in_flight, 0, "nothing may be in flight after shutdown");
+}
+
+/// Keeps the test output readable: panics injected on purpose carry
+/// "injected" and are not printed; every other panic is.
+pub fn quiet_injected_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let msg = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            if !msg.contains("injected") {
+                default(info);
+            }
+        }));
+    });
+}

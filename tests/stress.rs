@@ -1,0 +1,231 @@
+//! Stress: many submitters, sessions that error, panic and run slow,
+//! cancels and deadlines mixed in, and a shutdown in the middle of it all.
+//! After shutdown every handle must hold exactly one outcome, and the counts
+//! seen through the handles must equal the pool's counters one for one, so a
+//! dropped outcome (a handle left unresolved) or a doubled one (counted
+//! twice) fails the test.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use accelpool::{
+    GroupConfig, Pool, Priority, Request, RetryPolicy, RunContext, Session, SessionError,
+    SubmitError, TaskError, TaskHandle, WorkerInfo,
+};
+use common::{assert_accounting, quiet_injected_panics};
+
+/// A tiny deterministic generator (xorshift), so a failing round can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// What a session does with an input: decided by the input and the attempt,
+/// so each attempt of a request can behave differently.
+struct Chaos;
+
+impl Session<u64, u64> for Chaos {
+    fn run(&mut self, input: &u64, ctx: &RunContext<'_>) -> Result<u64, SessionError> {
+        let mut r = Rng(input.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(ctx.attempt()) | 1);
+        match r.below(100) {
+            0..=14 => Err(SessionError::transient("injected transient error")),
+            15..=19 => panic!("injected panic on request {input}"),
+            20..=22 => Err(SessionError::permanent("injected permanent error")),
+            23..=35 => {
+                // Slow, and honours a cancel while it works.
+                let until = Instant::now() + Duration::from_micros(r.below(300));
+                while Instant::now() < until {
+                    if ctx.is_cancelled() {
+                        return Err(SessionError::cancelled());
+                    }
+                    std::hint::spin_loop();
+                }
+                Ok(input * 3)
+            }
+            _ => Ok(input * 3),
+        }
+    }
+}
+
+#[derive(Default, Debug)]
+struct Tally {
+    completed: u64,
+    dead_lettered: u64,
+    cancelled: u64,
+    expired: u64,
+    refused: u64,
+    swept: u64,
+}
+
+fn round(seed: u64, shutdown_after: Duration, drain: Duration) -> Tally {
+    const SUBMITTERS: usize = 4;
+    const PER_SUBMITTER: u64 = 150;
+    let pool = Arc::new(
+        Pool::<u64, u64>::builder()
+            .retry(RetryPolicy {
+                max_attempts: 3,
+                initial_backoff: Duration::from_micros(50),
+                multiplier: 2.0,
+                max_backoff: Duration::from_millis(1),
+            })
+            .group(
+                GroupConfig::new("fast").priority(8).workers(1).capacity(8).pin(false),
+                |_: &WorkerInfo| Ok(Chaos),
+            )
+            .group(
+                GroupConfig::new("slow")
+                    .priority(3)
+                    .workers(1)
+                    .capacity(4)
+                    .spin_before_park(Duration::ZERO),
+                |_: &WorkerInfo| Ok(Chaos),
+            )
+            .build()
+            .unwrap(),
+    );
+    let start = Arc::new(Barrier::new(SUBMITTERS + 1));
+    let submitters: Vec<_> = (0..SUBMITTERS as u64)
+        .map(|t| {
+            let (pool, start) = (pool.clone(), start.clone());
+            std::thread::spawn(move || {
+                let mut rng = Rng(seed ^ (t + 1).wrapping_mul(0x2545_F491_4F6C_DD1D) | 1);
+                let mut handles: Vec<(u64, TaskHandle<u64>)> = Vec::new();
+                let mut refused = 0u64;
+                start.wait();
+                for i in 0..PER_SUBMITTER {
+                    let input = t * 1_000_000 + i;
+                    let priority = Priority::ALL[rng.below(4) as usize];
+                    let mut req = Request::new(input).priority(priority);
+                    if rng.below(10) == 0 {
+                        req = req.timeout(Duration::from_micros(rng.below(500)));
+                    }
+                    if rng.below(20) == 0 {
+                        req = req.group(if rng.below(2) == 0 { "fast" } else { "slow" });
+                    }
+                    let result = match rng.below(3) {
+                        0 => pool.try_submit(req),
+                        1 => pool.submit(req),
+                        _ => pool.submit_timeout(req, Duration::from_micros(200)),
+                    };
+                    match result {
+                        Ok(h) => {
+                            if rng.below(8) == 0 {
+                                h.cancel();
+                            }
+                            handles.push((input, h));
+                        }
+                        Err(e) => {
+                            // Refused requests come back intact.
+                            let back = match &e {
+                                SubmitError::Full(_) | SubmitError::Timeout(_) | SubmitError::Closed(_) => e.into_request(),
+                                other => panic!("unexpected refusal: {other}"),
+                            };
+                            assert_eq!(back.into_input(), input);
+                            refused += 1;
+                        }
+                    }
+                }
+                (handles, refused)
+            })
+        })
+        .collect();
+    start.wait();
+    std::thread::sleep(shutdown_after);
+    let report = pool.shutdown(drain);
+
+    let mut tally = Tally::default();
+    let mut dead_ids = HashSet::new();
+    for s in submitters {
+        let (handles, refused) = s.join().unwrap();
+        tally.refused += refused;
+        for (input, mut h) in handles {
+            // Resolved before shutdown returned: no waiting here.
+            match h.try_get().expect("every accepted request is resolved after shutdown") {
+                Ok(out) => {
+                    assert_eq!(out, input * 3, "result belongs to its own request");
+                    tally.completed += 1;
+                }
+                Err(TaskError::DeadLettered { attempts }) => {
+                    assert!(!attempts.is_empty() && attempts.len() <= 3);
+                    dead_ids.insert(h.id());
+                    tally.dead_lettered += 1;
+                }
+                Err(TaskError::Cancelled { .. }) => tally.cancelled += 1,
+                Err(TaskError::Expired) => tally.expired += 1,
+                Err(TaskError::AlreadyTaken) => panic!("result taken twice"),
+            }
+            assert!(matches!(h.try_get(), Some(Err(TaskError::AlreadyTaken))));
+        }
+    }
+
+    let stats = pool.stats();
+    let c = stats.counts;
+    assert_accounting(&stats);
+    assert_eq!(c.completed, tally.completed, "seed {seed}: {c:?} vs {tally:?}");
+    assert_eq!(c.dead_lettered, tally.dead_lettered, "seed {seed}");
+    assert_eq!(c.cancelled, tally.cancelled, "seed {seed}");
+    assert_eq!(c.expired, tally.expired, "seed {seed}");
+    assert_eq!(c.rejected, tally.refused, "seed {seed}");
+    assert_eq!(
+        c.accepted + c.rejected,
+        SUBMITTERS as u64 * PER_SUBMITTER,
+        "every submission is accepted or handed back"
+    );
+    assert_eq!(report.stats.counts, c, "the report holds the final counts");
+    // Every dead-lettered request is in the dead-letter queue, input intact.
+    let mut letters = HashSet::new();
+    pool.dead_letters().inspect(|l| {
+        assert_eq!(l.input / 1_000_000 < 4, true);
+        assert!(!l.errors.is_empty());
+        letters.insert(l.id);
+    });
+    assert_eq!(letters, dead_ids, "seed {seed}");
+    // Submitting after shutdown hands the request back.
+    let err = pool.try_submit(Request::new(7)).unwrap_err();
+    assert!(matches!(err, SubmitError::Closed(_)));
+    tally.swept = report.cancelled_queued;
+    tally
+}
+
+#[test]
+fn every_request_resolves_exactly_once_under_faults_and_shutdown() {
+    quiet_injected_panics();
+    let rounds: u64 = std::env::var("ACCELPOOL_STRESS_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(150);
+    let mut total = Tally::default();
+    for r in 0..rounds {
+        let seed = 0xA5A5_0000 + r;
+        // Shut down at different moments: at once, mid-flight, near the end.
+        let after = Duration::from_micros([0, 200, 1_000, 5_000, 20_000][(r % 5) as usize]);
+        // And give the drain no time, a little, or plenty.
+        let drain = Duration::from_millis([0, 2, 50][(r % 3) as usize]);
+        let t = round(seed, after, drain);
+        total.completed += t.completed;
+        total.dead_lettered += t.dead_lettered;
+        total.cancelled += t.cancelled;
+        total.expired += t.expired;
+        total.refused += t.refused;
+        total.swept += t.swept;
+    }
+    // The rounds must have exercised every outcome, or they prove little.
+    assert!(total.swept > 0, "some rounds cancel queued work at the deadline: {total:?}");
+    eprintln!("stress totals over {rounds} rounds: {total:?}");
+    assert!(
+        total.completed > 0 && total.dead_lettered > 0 && total.cancelled > 0 && total.expired > 0 && total.refused > 0,
+        "every outcome kind occurs: {total:?}"
+    );
+}
