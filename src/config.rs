@@ -163,7 +163,10 @@ impl GroupConfig {
 
     fn validate(&self, path: &str) -> Result<(), ConfigError> {
         if self.name.trim().is_empty() {
-            return Err(ConfigError::new(format!("{path}.name"), "must not be empty"));
+            return Err(ConfigError::new(
+                format!("{path}.name"),
+                "must not be empty",
+            ));
         }
         if !(1..=10).contains(&self.priority) {
             return Err(ConfigError::new(
@@ -172,7 +175,10 @@ impl GroupConfig {
             ));
         }
         if self.workers == 0 {
-            return Err(ConfigError::new(format!("{path}.workers"), "0 is outside 1.."));
+            return Err(ConfigError::new(
+                format!("{path}.workers"),
+                "0 is outside 1..",
+            ));
         }
         for p in Priority::ALL {
             if self.capacity.of(p) == 0 {
@@ -225,7 +231,9 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The wait after failed attempt number `failed` (1-based).
     pub fn backoff(&self, failed: u32) -> Duration {
-        let exp = self.multiplier.powi(failed.saturating_sub(1).min(64) as i32);
+        let exp = self
+            .multiplier
+            .powi(failed.saturating_sub(1).min(64) as i32);
         let secs = self.initial_backoff.as_secs_f64() * exp;
         if !secs.is_finite() || secs >= self.max_backoff.as_secs_f64() {
             self.max_backoff
@@ -309,7 +317,10 @@ impl PoolConfig {
             return Err(ConfigError::new("dead_letter.capacity", "0 is outside 1.."));
         }
         if self.groups.is_empty() {
-            return Err(ConfigError::new("groups", "at least one device group is required"));
+            return Err(ConfigError::new(
+                "groups",
+                "at least one device group is required",
+            ));
         }
         let mut names = HashSet::new();
         for (i, g) in self.groups.iter().enumerate() {
@@ -317,7 +328,10 @@ impl PoolConfig {
             if !names.insert(g.name.as_str()) {
                 return Err(ConfigError::new(
                     format!("groups[{i}].name"),
-                    format!("`{}` is used by an earlier group; names must be unique", g.name),
+                    format!(
+                        "`{}` is used by an earlier group; names must be unique",
+                        g.name
+                    ),
                 ));
             }
         }

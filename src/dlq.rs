@@ -156,9 +156,16 @@ mod tests {
             let seen = Arc::new(StdMutex::new(vec![]));
             let hook = {
                 let seen = seen.clone();
-                Box::new(move |l: DeadLetter<u64>| seen.lock().unwrap().push(l.id)) as OverflowHook<u64>
+                Box::new(move |l: DeadLetter<u64>| seen.lock().unwrap().push(l.id))
+                    as OverflowHook<u64>
             };
-            let q = DeadLetterQueue::new(DeadLetterConfig { capacity: 2, overflow: policy }, Some(hook));
+            let q = DeadLetterQueue::new(
+                DeadLetterConfig {
+                    capacity: 2,
+                    overflow: policy,
+                },
+                Some(hook),
+            );
             for id in 1..=3 {
                 q.push(letter(id));
             }
@@ -168,7 +175,10 @@ mod tests {
             assert_eq!(*seen.lock().unwrap(), [out]);
             assert_eq!(q.stats().overflowed, 1);
             let drained = q.drain();
-            assert_eq!(drained.iter().map(|l| l.input).collect::<Vec<_>>(), kept.map(|k| k * 10));
+            assert_eq!(
+                drained.iter().map(|l| l.input).collect::<Vec<_>>(),
+                kept.map(|k| k * 10)
+            );
             assert!(q.is_empty());
         }
     }

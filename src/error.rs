@@ -22,8 +22,10 @@ pub enum SubmitError<I> {
     Invalid {
         /// The request, intact.
         request: Request<I>,
+        /// The group whose model refused it (the first eligible one).
+        group: String,
         /// What is wrong with it.
-        reason: String,
+        error: InputError,
     },
 }
 
@@ -64,7 +66,7 @@ impl<I> fmt::Display for SubmitError<I> {
             SubmitError::Timeout(_) => write!(f, "every eligible `{p}` queue stayed full until the timeout"),
             SubmitError::Closed(_) => f.write_str("the pool is shut down and accepts no requests"),
             SubmitError::UnknownGroup(r) => write!(f, "no device group named `{}`; use one of the names in the pool's config", r.get_group().unwrap_or_default()),
-            SubmitError::Invalid { reason, .. } => write!(f, "invalid request: {reason}"),
+            SubmitError::Invalid { group, error, .. } => write!(f, "invalid request for group `{group}`: {error}"),
         }
     }
 }
@@ -76,6 +78,39 @@ impl<I> fmt::Debug for SubmitError<I> {
 }
 
 impl<I> std::error::Error for SubmitError<I> {}
+
+/// An input the model cannot take, found before the request is queued.
+///
+/// ```
+/// use accelpool::InputError;
+/// let e = InputError::new("x", "shape [?,3,48,192] f32", "shape [1,3,48] f32");
+/// assert_eq!(e.to_string(), "input `x`: expected shape [?,3,48,192] f32, given shape [1,3,48] f32");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("input `{input}`: expected {expected}, given {given}")]
+pub struct InputError {
+    /// The input's name.
+    pub input: String,
+    /// What the model takes.
+    pub expected: String,
+    /// What the request holds.
+    pub given: String,
+}
+
+impl InputError {
+    /// An error naming the input, what it should be and what it was.
+    pub fn new(
+        input: impl Into<String>,
+        expected: impl Into<String>,
+        given: impl Into<String>,
+    ) -> Self {
+        Self {
+            input: input.into(),
+            expected: expected.into(),
+            given: given.into(),
+        }
+    }
+}
 
 /// Why a pool could not start.
 #[derive(Debug, thiserror::Error)]

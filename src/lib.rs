@@ -42,6 +42,8 @@ mod dlq;
 mod error;
 mod group;
 mod handle;
+#[cfg(feature = "openvino")]
+pub mod openvino;
 mod pinning;
 mod pool;
 mod priority;
@@ -60,7 +62,7 @@ pub use config::{
     RetryPolicy,
 };
 pub use dlq::{DeadLetter, DeadLetterQueue};
-pub use error::{BuildError, SubmitError};
+pub use error::{BuildError, InputError, SubmitError};
 pub use handle::{AttemptError, CancelReason, Status, TaskError, TaskHandle};
 pub use pool::{Pool, PoolBuilder};
 pub use priority::Priority;

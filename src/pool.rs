@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 
 use crate::config::{DeadLetterConfig, GroupConfig, PoolConfig, RetryPolicy};
 use crate::dlq::{DeadLetter, DeadLetterQueue};
-use crate::error::{BuildError, SubmitError};
+use crate::error::{BuildError, InputError, SubmitError};
 use crate::group::{Group, WorkerSlot};
 use crate::handle::{CancelReason, Outcome, Slot, TaskHandle};
 use crate::pinning::{self, CorePlan};
@@ -50,9 +50,12 @@ pub(crate) struct Shared<I, O> {
 
 enum Refusal {
     Full,
-    Invalid(String),
+    Invalid(String, InputError),
 }
 
+// Refusals hand the job back by value: boxing it would allocate on the
+// submit path for every full queue.
+#[allow(clippy::result_large_err)]
 impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
     /// Nanoseconds since the pool started (never 0, which means idle).
     pub(crate) fn epoch_nanos(&self, t: Instant) -> u64 {
@@ -75,13 +78,13 @@ impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
         match self.offer(job) {
             Ok(_) => Ok(()),
             Err((job, Refusal::Full)) => Err(job),
-            Err((mut job, Refusal::Invalid(reason))) => {
+            Err((mut job, Refusal::Invalid(group, error))) => {
                 // Valid at submit, so only a reload could get here; fail it visibly.
                 job.errors.push(crate::handle::AttemptError {
                     attempt: job.attempts,
                     group: Arc::from("router"),
                     worker: 0,
-                    error: SessionError::permanent(reason),
+                    error: SessionError::permanent(format!("group `{group}`: {error}")),
                     at: SystemTime::now(),
                 });
                 crate::retry::dead_letter(self, job);
@@ -92,12 +95,17 @@ impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
 
     /// Offers a job to the eligible groups in routing order.
     fn offer(&self, mut job: Job<I, O>) -> Result<usize, (Job<I, O>, Refusal)> {
-        let route = router::candidates(&self.groups, self.has_ties, job.only_group, job.failed_groups);
+        let route = router::candidates(
+            &self.groups,
+            self.has_ties,
+            job.only_group,
+            job.failed_groups,
+        );
         let mut invalid = None;
         for &gi in route.as_slice() {
             let g = &self.groups[gi as usize];
-            if let Err(reason) = g.factory.validate(&job.input) {
-                invalid.get_or_insert_with(|| format!("group `{}`: {reason}", g.name));
+            if let Err(error) = g.factory.validate(&job.input) {
+                invalid.get_or_insert_with(|| (g.name.to_string(), error));
                 continue;
             }
             invalid = None;
@@ -109,7 +117,10 @@ impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
                 Err(TrySendError::Full(j) | TrySendError::Disconnected(j)) => job = j,
             }
         }
-        Err((job, invalid.map_or(Refusal::Full, Refusal::Invalid)))
+        Err((
+            job,
+            invalid.map_or(Refusal::Full, |(g, e)| Refusal::Invalid(g, e)),
+        ))
     }
 
     /// Blocks until one of the eligible queues has room, `until` passes, or
@@ -125,7 +136,12 @@ impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
                 .as_slice()
                 .iter()
                 .copied()
-                .filter(|&gi| self.groups[gi as usize].factory.validate(&job.input).is_ok())
+                .filter(|&gi| {
+                    self.groups[gi as usize]
+                        .factory
+                        .validate(&job.input)
+                        .is_ok()
+                })
                 .collect();
             let mut sel = Select::new();
             for &gi in &route {
@@ -270,7 +286,11 @@ impl<I: Send + 'static, O: Send + 'static> Pool<I, O> {
 
     /// The device group names, in routing order.
     pub fn group_names(&self) -> Vec<String> {
-        self.shared.groups.iter().map(|g| g.name.to_string()).collect()
+        self.shared
+            .groups
+            .iter()
+            .map(|g| g.name.to_string())
+            .collect()
     }
 
     /// A snapshot of every counter, queue depth and latency.
@@ -286,7 +306,13 @@ impl<I: Send + 'static, O: Send + 'static> Pool<I, O> {
         let workers: Vec<_> = s
             .groups
             .iter()
-            .flat_map(|g| g.workers.lock().iter().map(|w| w.shared.clone()).collect::<Vec<_>>())
+            .flat_map(|g| {
+                g.workers
+                    .lock()
+                    .iter()
+                    .map(|w| w.shared.clone())
+                    .collect::<Vec<_>>()
+            })
             .collect();
         PoolStats {
             counts,
@@ -359,9 +385,10 @@ impl<I: Send + 'static, O: Send + 'static> Pool<I, O> {
         };
         let refused = match s.offer(job) {
             Ok(_) => None,
-            Err((job, Refusal::Invalid(reason))) => Some(SubmitError::Invalid {
+            Err((job, Refusal::Invalid(g, error))) => Some(SubmitError::Invalid {
                 request: job.into_request(group),
-                reason,
+                group: g,
+                error,
             }),
             Err((job, Refusal::Full)) => {
                 let until = match wait {
@@ -371,8 +398,12 @@ impl<I: Send + 'static, O: Send + 'static> Pool<I, O> {
                 };
                 match s.wait_for_room(job, until) {
                     Ok(_) => None,
-                    Err((job, WaitEnd::Timeout)) => Some(SubmitError::Timeout(job.into_request(group))),
-                    Err((job, WaitEnd::Closed)) => Some(SubmitError::Closed(job.into_request(group))),
+                    Err((job, WaitEnd::Timeout)) => {
+                        Some(SubmitError::Timeout(job.into_request(group)))
+                    }
+                    Err((job, WaitEnd::Closed)) => {
+                        Some(SubmitError::Closed(job.into_request(group)))
+                    }
                 }
             }
         };
@@ -407,7 +438,15 @@ impl<I, O> Drop for Pool<I, O> {
 impl<I, O> std::fmt::Debug for Pool<I, O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
-            .field("groups", &self.shared.groups.iter().map(|g| &*g.name).collect::<Vec<_>>())
+            .field(
+                "groups",
+                &self
+                    .shared
+                    .groups
+                    .iter()
+                    .map(|g| &*g.name)
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -427,6 +466,14 @@ pub struct PoolBuilder<I, O> {
     factories: Vec<(String, Arc<dyn SessionFactory<I, O>>)>,
     on_overflow: Option<OverflowHook<I>>,
     drop_timeout: Duration,
+}
+
+impl<I, O> std::fmt::Debug for PoolBuilder<I, O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<I: Send + 'static, O: Send + 'static> Default for PoolBuilder<I, O> {
@@ -457,7 +504,8 @@ impl<I: Send + 'static, O: Send + 'static> PoolBuilder<I, O> {
 
     /// Adds a device group and the factory of its sessions.
     pub fn group(mut self, config: GroupConfig, factory: impl SessionFactory<I, O>) -> Self {
-        self.factories.push((config.name.clone(), Arc::new(factory)));
+        self.factories
+            .push((config.name.clone(), Arc::new(factory)));
         self.config.groups.push(config);
         self
     }
@@ -468,13 +516,15 @@ impl<I: Send + 'static, O: Send + 'static> PoolBuilder<I, O> {
         self
     }
 
-    /// Sets the factory of a group from an `Arc` (to share one factory).
-    pub fn shared_factory(
+    /// Adds a device group whose factory the caller keeps a handle on (to
+    /// read its counters, or to share it).
+    pub fn group_shared(
         mut self,
-        group: impl Into<String>,
+        config: GroupConfig,
         factory: Arc<dyn SessionFactory<I, O>>,
     ) -> Self {
-        self.factories.push((group.into(), factory));
+        self.factories.push((config.name.clone(), factory));
+        self.config.groups.push(config);
         self
     }
 
@@ -532,7 +582,11 @@ impl<I: Send + 'static, O: Send + 'static> PoolBuilder<I, O> {
             };
             let (_, factory) = factories.swap_remove(pos);
             if g.workers > max {
-                log::warn!("group `{}`: {} workers asked, {max} cores available; using {max}", g.name, g.workers);
+                log::warn!(
+                    "group `{}`: {} workers asked, {max} cores available; using {max}",
+                    g.name,
+                    g.workers
+                );
                 g.workers = max;
             }
             groups.push(Group::new(g.clone(), factory));
@@ -545,7 +599,9 @@ impl<I: Send + 'static, O: Send + 'static> PoolBuilder<I, O> {
         }
         // Stable: equal priorities keep their configured order.
         groups.sort_by_key(|g| std::cmp::Reverse(g.config.priority));
-        let has_ties = groups.windows(2).any(|w| w[0].config.priority == w[1].config.priority);
+        let has_ties = groups
+            .windows(2)
+            .any(|w| w[0].config.priority == w[1].config.priority);
 
         let (supervisor_tx, supervisor_rx) = unbounded();
         let (closing_tx, closing_rx) = bounded(0);
@@ -590,7 +646,11 @@ fn start_workers<I: Send + 'static, O: Send + 'static>(
     let mut spawned = 0;
     for (gi, g) in shared.groups.iter().enumerate() {
         for wi in 0..g.config.workers {
-            let core = if g.config.pin { plan.core_for(seq) } else { None };
+            let core = if g.config.pin {
+                plan.core_for(seq)
+            } else {
+                None
+            };
             seq += 1;
             let me = Arc::new(WorkerShared::new(wi, core));
             let (control_tx, control_rx) = bounded(0);

@@ -32,8 +32,12 @@ impl Priority {
     pub const COUNT: usize = 4;
 
     /// All levels, highest first (the order a worker looks at its queues).
-    pub const ALL: [Priority; Priority::COUNT] =
-        [Priority::Urgent, Priority::High, Priority::Normal, Priority::Low];
+    pub const ALL: [Priority; Priority::COUNT] = [
+        Priority::Urgent,
+        Priority::High,
+        Priority::Normal,
+        Priority::Low,
+    ];
 
     /// Index of this level in [`Priority::ALL`] (0 = `Urgent`).
     #[inline]

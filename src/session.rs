@@ -197,7 +197,7 @@ pub trait SessionFactory<I, O>: Send + Sync + 'static {
     /// Checks an input before it is queued for this group, so a request the
     /// model cannot take is refused at submit (handed back with the reason)
     /// instead of failing on a worker. Accepts everything by default.
-    fn validate(&self, input: &I) -> Result<(), String> {
+    fn validate(&self, input: &I) -> Result<(), crate::InputError> {
         let _ = input;
         Ok(())
     }

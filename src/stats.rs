@@ -130,7 +130,8 @@ impl Ledger {
         // Outcomes first: every outcome counted was accepted before, so this
         // order never reads more outcomes than admissions.
         let c = &self.counts;
-        let resolved = c.completed.get() + c.dead_lettered.get() + c.cancelled.get() + c.expired.get();
+        let resolved =
+            c.completed.get() + c.dead_lettered.get() + c.cancelled.get() + c.expired.get();
         c.accepted.get().saturating_sub(resolved)
     }
 
@@ -189,7 +190,12 @@ impl Default for Latencies {
 impl Latencies {
     /// Records one attempt; `end_to_end` only for a completed request.
     #[inline]
-    pub(crate) fn record(&self, queue_wait: Duration, service: Duration, end_to_end: Option<Duration>) {
+    pub(crate) fn record(
+        &self,
+        queue_wait: Duration,
+        service: Duration,
+        end_to_end: Option<Duration>,
+    ) {
         let mut h = self.0.lock();
         record(&mut h.queue_wait, queue_wait);
         record(&mut h.service, service);

@@ -74,7 +74,9 @@ pub(crate) fn run<I: Send + 'static, O: Send + 'static>(
         let now = Instant::now();
         let mut still_full = Vec::new();
         while heap.peek().is_some_and(|p| p.due <= now) {
-            let Some(Pending { job, .. }) = heap.pop() else { break };
+            let Some(Pending { job, .. }) = heap.pop() else {
+                break;
+            };
             if job.slot.status().is_terminal() {
                 continue; // cancelled while waiting; the canceller counted it
             }

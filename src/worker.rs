@@ -134,7 +134,12 @@ pub(crate) fn run<I: Send + 'static, O: Send + 'static>(start: WorkerStart<I, O>
         let ok = pinning::pin_current(core);
         me.pinned.store(ok, Ordering::Relaxed);
         if !ok {
-            log::warn!("worker {} of group `{}`: pinning to core {} failed; running unpinned", me.index, shared.groups[gi].name, core.id);
+            log::warn!(
+                "worker {} of group `{}`: pinning to core {} failed; running unpinned",
+                me.index,
+                shared.groups[gi].name,
+                core.id
+            );
         }
     }
     let group = &shared.groups[gi];
@@ -150,7 +155,11 @@ pub(crate) fn run<I: Send + 'static, O: Send + 'static>(start: WorkerStart<I, O>
     };
     drop(ready);
 
-    let mut rx = Receiving::new(group.levels.receivers(), &control, group.config.spin_before_park);
+    let mut rx = Receiving::new(
+        group.levels.receivers(),
+        &control,
+        group.config.spin_before_park,
+    );
     while let Some(job) = rx.take(&me.stop) {
         if let Err(Panicked) = run_job(&shared, gi, &me, session.as_mut(), job) {
             // The old session may be broken: drop it (a panicking drop is
@@ -191,7 +200,11 @@ fn build_session<I: 'static, O: 'static>(
         Ok(_) => me.session_builds.inc(),
         Err(e) => {
             me.build_failures.inc();
-            log::warn!("group `{}` worker {}: session build failed: {e}", group.name, me.index);
+            log::warn!(
+                "group `{}` worker {}: session build failed: {e}",
+                group.name,
+                me.index
+            );
         }
     }
     result
@@ -251,7 +264,8 @@ fn run_job<I: Send + 'static, O: Send + 'static>(
     }
     me.counts.started.inc();
     job.attempts += 1;
-    me.busy_since.store(shared.epoch_nanos(taken), Ordering::Release);
+    me.busy_since
+        .store(shared.epoch_nanos(taken), Ordering::Release);
 
     let ctx = RunContext {
         cancel: job.slot.cancel_flag(),
@@ -269,7 +283,8 @@ fn run_job<I: Send + 'static, O: Send + 'static>(
 
     match result {
         Ok(Ok(output)) => {
-            me.latency.record(queue_wait, service, Some(done - job.submitted));
+            me.latency
+                .record(queue_wait, service, Some(done - job.submitted));
             if job.slot.resolve(Outcome::Completed(output)) {
                 me.counts.completed.inc();
             } else {
@@ -286,7 +301,12 @@ fn run_job<I: Send + 'static, O: Send + 'static>(
             me.latency.record(queue_wait, service, None);
             me.panics.inc();
             let error = SessionError::from_panic(&*payload);
-            log::warn!("group `{}` worker {}: session panicked: {}", shared.groups[gi].name, me.index, error.message());
+            log::warn!(
+                "group `{}` worker {}: session panicked: {}",
+                shared.groups[gi].name,
+                me.index,
+                error.message()
+            );
             retry::failed_attempt(shared, gi, me, job, error);
             Err(Panicked)
         }

@@ -41,12 +41,16 @@ impl Gate {
 
     /// Called by the test: wait until a session is blocked at the gate.
     pub fn wait_reached(&self) {
-        self.reached_rx.recv_timeout(LONG).expect("a session reached the gate");
+        self.reached_rx
+            .recv_timeout(LONG)
+            .expect("a session reached the gate");
     }
 
     /// Let one blocked session through.
     pub fn open_one(&self) {
-        self.open_tx.send_timeout((), LONG).expect("a session waiting at the gate");
+        self.open_tx
+            .send_timeout((), LONG)
+            .expect("a session waiting at the gate");
     }
 }
 
@@ -71,7 +75,10 @@ pub fn assert_accounting(stats: &PoolStats) {
         c.completed + c.dead_lettered + c.cancelled + c.expired,
         "accepted = completed + dead_lettered + cancelled + expired must hold: {c:?}"
     );
-    assert_eq!(stats.in_flight, 0, "nothing may be in flight after shutdown");
+    assert_eq!(
+        stats.in_flight, 0,
+        "nothing may be in flight after shutdown"
+    );
 }
 
 /// Keeps the test output readable: panics injected on purpose carry

@@ -1,0 +1,142 @@
+//! The OpenVINO backend's settings for one device group.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// OpenVINO's performance hint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PerformanceHint {
+    /// Lowest latency per request.
+    Latency,
+    /// Highest throughput over many requests.
+    Throughput,
+    /// Lowest latency for a single request at a time.
+    CumulativeThroughput,
+}
+
+impl PerformanceHint {
+    pub(crate) fn as_openvino(self) -> &'static str {
+        match self {
+            PerformanceHint::Latency => "LATENCY",
+            PerformanceHint::Throughput => "THROUGHPUT",
+            PerformanceHint::CumulativeThroughput => "CUMULATIVE_THROUGHPUT",
+        }
+    }
+}
+
+/// How one device group runs its model through OpenVINO.
+///
+/// ```
+/// use accelpool::openvino::{OpenVinoConfig, PerformanceHint};
+/// let c = OpenVinoConfig::new("models/tiny/tiny.onnx", "CPU")
+///     .hint(PerformanceHint::Latency)
+///     .inference_threads(1);
+/// assert_eq!(c.device, "CPU");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenVinoConfig {
+    /// The model file: ONNX (`.onnx`) or OpenVINO IR (`.xml` with its `.bin` beside it).
+    pub model: PathBuf,
+    /// The device as OpenVINO names it: `NPU`, `GPU`, `CPU`, `AUTO`, ...
+    pub device: String,
+    /// The `libopenvino_c` file or its folder (see [`library`](super::library) for the search order).
+    #[serde(default)]
+    pub library: Option<PathBuf>,
+    /// Skip the group, instead of failing, when the device is absent.
+    #[serde(default)]
+    pub optional: bool,
+    /// Performance hint set before compiling.
+    #[serde(default)]
+    pub performance_hint: Option<PerformanceHint>,
+    /// Execution streams (`NUM_STREAMS`).
+    #[serde(default)]
+    pub streams: Option<u32>,
+    /// Threads per inference (`INFERENCE_NUM_THREADS`).
+    #[serde(default)]
+    pub inference_threads: Option<u32>,
+    /// Model cache folder (`CACHE_DIR`): compiled blobs are reused across runs.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// Any other device property, by OpenVINO's key.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// Fixes input shapes before compiling, by input name (for example
+    /// `x: [1, 3, 48, 192]`): a static model compiles to faster code and
+    /// needs no warmup shape. Inputs not named keep the model's shape.
+    #[serde(default)]
+    pub reshape: BTreeMap<String, Vec<usize>>,
+    /// Shapes for warmup calls of inputs that stay dynamic, by input name.
+    #[serde(default)]
+    pub warmup_shapes: BTreeMap<String, Vec<usize>>,
+}
+
+impl OpenVinoConfig {
+    /// A model on a device, everything else default.
+    pub fn new(model: impl Into<PathBuf>, device: impl Into<String>) -> Self {
+        Self {
+            model: model.into(),
+            device: device.into(),
+            library: None,
+            optional: false,
+            performance_hint: None,
+            streams: None,
+            inference_threads: None,
+            cache_dir: None,
+            properties: BTreeMap::new(),
+            reshape: BTreeMap::new(),
+            warmup_shapes: BTreeMap::new(),
+        }
+    }
+
+    /// Fixes one input's shape before compiling.
+    pub fn reshape(mut self, input: impl Into<String>, shape: impl Into<Vec<usize>>) -> Self {
+        self.reshape.insert(input.into(), shape.into());
+        self
+    }
+
+    /// Sets the warmup shape of a dynamic input.
+    pub fn warmup_shape(mut self, input: impl Into<String>, shape: impl Into<Vec<usize>>) -> Self {
+        self.warmup_shapes.insert(input.into(), shape.into());
+        self
+    }
+
+    /// Sets the performance hint.
+    pub fn hint(mut self, h: PerformanceHint) -> Self {
+        self.performance_hint = Some(h);
+        self
+    }
+
+    /// Sets the number of streams.
+    pub fn streams(mut self, n: u32) -> Self {
+        self.streams = Some(n);
+        self
+    }
+
+    /// Sets the threads per inference.
+    pub fn inference_threads(mut self, n: u32) -> Self {
+        self.inference_threads = Some(n);
+        self
+    }
+
+    /// Sets the model cache folder.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets where the OpenVINO C library is.
+    pub fn library(mut self, path: impl Into<PathBuf>) -> Self {
+        self.library = Some(path.into());
+        self
+    }
+
+    /// Marks the group optional: skipped when its device is absent.
+    pub fn optional(mut self, yes: bool) -> Self {
+        self.optional = yes;
+        self
+    }
+}

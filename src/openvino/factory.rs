@@ -1,0 +1,642 @@
+//! The OpenVINO session factory (one compiled model per device group) and
+//! session (one infer request per worker).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use openvino::{
+    CompiledModel, Core, DeviceType, ElementType, InferRequest, PartialShape, RwPropertyKey, Shape,
+    Tensor as OvTensor,
+};
+use parking_lot::Mutex;
+
+use super::library;
+use super::tensor::{Tensor, TensorData, Tensors};
+use super::OpenVinoConfig;
+use crate::error::InputError;
+use crate::session::{RunContext, Session, SessionError, SessionFactory, WorkerInfo};
+
+/// Why the OpenVINO backend could not start or run.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OpenVinoError {
+    /// No OpenVINO C library was found.
+    #[error(
+        "the OpenVINO runtime library (libopenvino_c) was not found; looked at: {}. \
+         Install it with `scripts/setup.sh` (the `openvino` wheel from PyPI), or set {} \
+         or the backend's `library` to the libopenvino_c file or its folder",
+        searched.join("; "), library::LIBRARY_ENV
+    )]
+    LibraryNotFound {
+        /// Each place looked at.
+        searched: Vec<String>,
+    },
+    /// A library was found but could not be loaded.
+    #[error("could not load the OpenVINO library at {}: {message}", path.display())]
+    LibraryLoad {
+        /// The file.
+        path: PathBuf,
+        /// The loader's message.
+        message: String,
+    },
+    /// The model file does not exist.
+    #[error("model file {} not found; run `scripts/setup.sh` to fetch the real models, or fix the `model` path", path.display())]
+    ModelNotFound {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The device is not on this machine.
+    #[error("device `{device}` is not available (this machine has: {}); use one of those, or mark the group `optional`", available.join(", "))]
+    DeviceNotFound {
+        /// The device asked for.
+        device: String,
+        /// The devices OpenVINO sees.
+        available: Vec<String>,
+    },
+    /// The model uses an element type this backend does not carry.
+    #[error("{what} `{name}` has element type {element}, which is not supported (f32, f16, u8, i32, i64 are)")]
+    UnsupportedElement {
+        /// `input` or `output`.
+        what: &'static str,
+        /// Its name.
+        name: String,
+        /// The element type.
+        element: String,
+    },
+    /// An OpenVINO call failed.
+    #[error("OpenVINO failed to {step}: {message}")]
+    Call {
+        /// What was being done.
+        step: &'static str,
+        /// OpenVINO's message.
+        message: String,
+    },
+}
+
+impl OpenVinoError {
+    /// True when the error is that the device is not on this machine.
+    pub fn is_device_absent(&self) -> bool {
+        matches!(self, OpenVinoError::DeviceNotFound { .. })
+    }
+
+    fn call(step: &'static str) -> impl FnOnce(openvino::InferenceError) -> Self {
+        move |e| OpenVinoError::Call {
+            step,
+            message: match openvino::get_last_error_message() {
+                Some(m) if !m.is_empty() => format!("{e}: {m}"),
+                _ => e.to_string(),
+            },
+        }
+    }
+}
+
+impl From<OpenVinoError> for SessionError {
+    fn from(e: OpenVinoError) -> Self {
+        SessionError::permanent(e.to_string())
+    }
+}
+
+/// Element types carried between requests and OpenVINO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Element {
+    F32,
+    F16,
+    U8,
+    I32,
+    I64,
+}
+
+impl Element {
+    fn from_openvino(
+        e: ElementType,
+        what: &'static str,
+        name: &str,
+    ) -> Result<Self, OpenVinoError> {
+        Ok(match e {
+            ElementType::F32 => Element::F32,
+            ElementType::F16 => Element::F16,
+            ElementType::U8 => Element::U8,
+            ElementType::I32 => Element::I32,
+            ElementType::I64 => Element::I64,
+            other => {
+                return Err(OpenVinoError::UnsupportedElement {
+                    what,
+                    name: name.to_owned(),
+                    element: other.to_string(),
+                })
+            }
+        })
+    }
+
+    fn to_openvino(self) -> ElementType {
+        match self {
+            Element::F32 => ElementType::F32,
+            Element::F16 => ElementType::F16,
+            Element::U8 => ElementType::U8,
+            Element::I32 => ElementType::I32,
+            Element::I64 => ElementType::I64,
+        }
+    }
+
+    /// The request data type this element is given as (`f16` inputs take `f32` data).
+    fn data_name(self) -> &'static str {
+        match self {
+            Element::F32 | Element::F16 => "f32",
+            Element::U8 => "u8",
+            Element::I32 => "i32",
+            Element::I64 => "i64",
+        }
+    }
+}
+
+/// What one model input takes: its name, element type and dimensions
+/// (`None` for a dynamic dimension).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputSpec {
+    /// The input's name.
+    pub name: String,
+    element: Element,
+    /// Each dimension: `Some(n)` fixed, `None` dynamic.
+    pub dims: Vec<Option<usize>>,
+}
+
+impl InputSpec {
+    fn describe(&self) -> String {
+        format!("{} {}", self.element.data_name(), ShapeText(&self.dims))
+    }
+
+    fn check(&self, t: &Tensor) -> Result<(), InputError> {
+        let given = || format!("{} {:?}", t.data.element_name(), t.shape);
+        if t.data.element_name() != self.element.data_name() {
+            return Err(InputError::new(&self.name, self.describe(), given()));
+        }
+        let fits = t.shape.len() == self.dims.len()
+            && self
+                .dims
+                .iter()
+                .zip(&t.shape)
+                .all(|(d, &g)| d.map_or(g > 0, |d| d == g));
+        if !fits {
+            return Err(InputError::new(&self.name, self.describe(), given()));
+        }
+        if t.shape_len() != t.data.len() {
+            return Err(InputError::new(
+                &self.name,
+                format!("{} elements for shape {:?}", t.shape_len(), t.shape),
+                format!("{} elements", t.data.len()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+struct ShapeText<'a>(&'a [Option<usize>]);
+
+impl fmt::Display for ShapeText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            match d {
+                Some(n) => write!(f, "{n}")?,
+                None => f.write_str("?")?,
+            }
+        }
+        f.write_str("]")
+    }
+}
+
+/// Builds OpenVINO sessions for one device group: the model is compiled
+/// once, here, and each worker's session is one infer request on it.
+pub struct OpenVinoFactory {
+    compiled: Mutex<CompiledModel>,
+    // Kept alive as long as the compiled model; never used after compiling.
+    _core: Mutex<Core>,
+    inputs: Arc<[InputSpec]>,
+    outputs: Arc<[(String, Element)]>,
+    device: String,
+    warmup: Result<Arc<Tensors>, String>,
+    compilations: AtomicU64,
+    requests: AtomicU64,
+}
+
+impl fmt::Debug for OpenVinoFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenVinoFactory")
+            .field("device", &self.device)
+            .field("inputs", &self.inputs)
+            .finish()
+    }
+}
+
+impl OpenVinoFactory {
+    /// Loads the runtime, checks the device, applies its properties, reads
+    /// the model and compiles it.
+    pub fn new(config: &OpenVinoConfig) -> Result<Self, OpenVinoError> {
+        library::load(config.library.as_deref())?;
+        if !config.model.is_file() {
+            return Err(OpenVinoError::ModelNotFound {
+                path: config.model.clone(),
+            });
+        }
+        let mut core = Core::new().map_err(|e| OpenVinoError::Call {
+            step: "create its core",
+            message: e.to_string(),
+        })?;
+        check_device(&core, &config.device)?;
+        let device = DeviceType::from(config.device.as_str());
+        let props = device_properties(config);
+        for (key, value) in &props {
+            core.set_property(&device, key, value)
+                .map_err(OpenVinoError::call("set a device property"))?;
+        }
+        let model_path = config.model.to_string_lossy();
+        let weights = if config.model.extension().is_some_and(|e| e == "xml") {
+            config
+                .model
+                .with_extension("bin")
+                .to_string_lossy()
+                .into_owned()
+        } else {
+            String::new()
+        };
+        let mut model = core
+            .read_model_from_file(&model_path, &weights)
+            .map_err(OpenVinoError::call("read the model"))?;
+        if !config.reshape.is_empty() {
+            let shapes = config
+                .reshape
+                .iter()
+                .map(|(name, dims)| {
+                    let dims: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+                    PartialShape::new_static(dims.len() as i64, &dims).map(|s| (name.as_str(), s))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(OpenVinoError::call("make a shape"))?;
+            let refs: Vec<(&str, &PartialShape)> = shapes.iter().map(|(n, s)| (*n, s)).collect();
+            model
+                .reshape(&refs)
+                .map_err(OpenVinoError::call("reshape the model (check `reshape`)"))?;
+        }
+        let mut inputs = Vec::new();
+        for i in 0..model
+            .get_inputs_len()
+            .map_err(OpenVinoError::call("list the model's inputs"))?
+        {
+            let node = model
+                .get_input_by_index(i)
+                .map_err(OpenVinoError::call("read an input"))?;
+            let name = node
+                .get_name()
+                .map_err(OpenVinoError::call("read an input's name"))?;
+            let element = Element::from_openvino(
+                node.get_element_type()
+                    .map_err(OpenVinoError::call("read an input's type"))?,
+                "input",
+                &name,
+            )?;
+            let shape = node
+                .get_partial_shape()
+                .map_err(OpenVinoError::call("read an input's shape"))?;
+            let dims = shape
+                .get_dimensions()
+                .iter()
+                .map(|d| (!d.is_dynamic()).then(|| d.get_min() as usize))
+                .collect();
+            inputs.push(InputSpec {
+                name,
+                element,
+                dims,
+            });
+        }
+        let compiled = core
+            .compile_model(&model, device)
+            .map_err(OpenVinoError::call("compile the model"))?;
+        let mut outputs = Vec::new();
+        for i in 0..compiled
+            .get_output_size()
+            .map_err(OpenVinoError::call("list the model's outputs"))?
+        {
+            let node = compiled
+                .get_output_by_index(i)
+                .map_err(OpenVinoError::call("read an output"))?;
+            let name = node.get_name().unwrap_or_else(|_| format!("output{i}"));
+            let element = Element::from_openvino(
+                node.get_element_type()
+                    .map_err(OpenVinoError::call("read an output's type"))?,
+                "output",
+                &name,
+            )?;
+            outputs.push((name, element));
+        }
+        log::info!(
+            "compiled {} for {} ({} input(s), {} output(s))",
+            config.model.display(),
+            config.device,
+            inputs.len(),
+            outputs.len()
+        );
+        let warmup = warmup_inputs(&inputs, &config.warmup_shapes).map(Arc::new);
+        Ok(Self {
+            warmup,
+            compiled: Mutex::new(compiled),
+            _core: Mutex::new(core),
+            inputs: inputs.into(),
+            outputs: outputs.into(),
+            device: config.device.clone(),
+            compilations: AtomicU64::new(1),
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    /// The model's inputs.
+    pub fn inputs(&self) -> &[InputSpec] {
+        &self.inputs
+    }
+
+    /// Times this factory compiled its model (always 1: once per group).
+    pub fn compilations(&self) -> u64 {
+        self.compilations.load(Ordering::Relaxed)
+    }
+
+    /// Infer requests created (one per session built).
+    pub fn infer_requests_created(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Zero-filled inputs for warmup: the model's shapes, with `warmup_shapes`
+    /// filling dynamic dimensions. An error says which input needs a shape.
+    pub fn warmup_inputs(&self) -> Result<&Tensors, String> {
+        self.warmup.as_deref().map_err(Clone::clone)
+    }
+}
+
+fn warmup_inputs(
+    specs: &[InputSpec],
+    shapes: &std::collections::BTreeMap<String, Vec<usize>>,
+) -> Result<Tensors, String> {
+    specs
+        .iter()
+        .map(|s| {
+            let shape = match shapes.get(&s.name) {
+                Some(shape) => shape.clone(),
+                // A dynamic batch (first) dimension warms up at 1; any other
+                // dynamic dimension has no safe default.
+                None => s
+                    .dims
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| d.or((i == 0).then_some(1)).ok_or(()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| {
+                    format!(
+                        "input `{}` has dynamic shape {}; set `reshape.{0}` or `warmup_shapes.{0}` in the backend config, or warmup: 0",
+                        s.name,
+                        ShapeText(&s.dims)
+                    )
+                })?,
+            };
+            let n = shape.iter().product();
+            let data = match s.element {
+                Element::F32 | Element::F16 => TensorData::F32(vec![0.0; n]),
+                Element::U8 => TensorData::U8(vec![0; n]),
+                Element::I32 => TensorData::I32(vec![0; n]),
+                Element::I64 => TensorData::I64(vec![0; n]),
+            };
+            Ok(Tensor::new(s.name.clone(), shape, data))
+        })
+        .collect()
+}
+
+fn check_device(core: &Core, device: &str) -> Result<(), OpenVinoError> {
+    // Virtual devices pick real ones themselves.
+    if ["AUTO", "MULTI", "HETERO", "BATCH"]
+        .iter()
+        .any(|v| device.starts_with(v))
+    {
+        return Ok(());
+    }
+    let available: Vec<String> = core
+        .available_devices()
+        .map_err(OpenVinoError::call("list the devices"))?
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    let found = available.iter().any(|a| {
+        a == device || a.starts_with(&format!("{device}.")) || device.starts_with(&format!("{a}."))
+    });
+    if found {
+        Ok(())
+    } else {
+        Err(OpenVinoError::DeviceNotFound {
+            device: device.to_owned(),
+            available,
+        })
+    }
+}
+
+fn device_properties(c: &OpenVinoConfig) -> Vec<(RwPropertyKey, String)> {
+    let mut props = Vec::new();
+    if let Some(h) = c.performance_hint {
+        props.push((
+            RwPropertyKey::HintPerformanceMode,
+            h.as_openvino().to_owned(),
+        ));
+    }
+    if let Some(n) = c.streams {
+        props.push((RwPropertyKey::NumStreams, n.to_string()));
+    }
+    if let Some(n) = c.inference_threads {
+        props.push((RwPropertyKey::InferenceNumThreads, n.to_string()));
+    }
+    if let Some(d) = &c.cache_dir {
+        props.push((RwPropertyKey::CacheDir, d.to_string_lossy().into_owned()));
+    }
+    for (k, v) in &c.properties {
+        props.push((RwPropertyKey::Other(Cow::Owned(k.clone())), v.clone()));
+    }
+    props
+}
+
+impl SessionFactory<Tensors, Tensors> for OpenVinoFactory {
+    fn create(
+        &self,
+        _worker: &WorkerInfo,
+    ) -> Result<Box<dyn Session<Tensors, Tensors>>, SessionError> {
+        let request = self
+            .compiled
+            .lock()
+            .create_infer_request()
+            .map_err(OpenVinoError::call("create an infer request"))?;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        Ok(Box::new(OpenVinoSession {
+            request,
+            warmup: self.warmup.clone(),
+            inputs: Arc::clone(&self.inputs),
+            outputs: Arc::clone(&self.outputs),
+            bound: (0..self.inputs.len()).map(|_| None).collect(),
+        }))
+    }
+
+    fn validate(&self, input: &Tensors) -> Result<(), InputError> {
+        for spec in self.inputs.iter() {
+            let t = find_input(input, spec, self.inputs.len()).ok_or_else(|| {
+                InputError::new(
+                    &spec.name,
+                    format!("a tensor named `{}` ({})", spec.name, spec.describe()),
+                    format!(
+                        "tensors {:?}",
+                        input.iter().map(|t| t.name.as_str()).collect::<Vec<_>>()
+                    ),
+                )
+            })?;
+            spec.check(t)?;
+        }
+        if input.len() > self.inputs.len() {
+            let known: Vec<_> = self.inputs.iter().map(|s| s.name.as_str()).collect();
+            let extra = input
+                .iter()
+                .find(|t| !known.contains(&t.name.as_str()))
+                .map_or("?", |t| t.name.as_str());
+            return Err(InputError::new(
+                extra,
+                format!("one of the model's inputs {known:?}"),
+                "an unknown tensor",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The tensor for a model input: by name, or the only tensor of a
+/// single-input model whatever its name.
+fn find_input<'a>(input: &'a [Tensor], spec: &InputSpec, n_inputs: usize) -> Option<&'a Tensor> {
+    input
+        .iter()
+        .find(|t| t.name == spec.name)
+        .or_else(|| (n_inputs == 1 && input.len() == 1).then(|| &input[0]))
+}
+
+/// One worker's OpenVINO session: one infer request, kept with its bound
+/// input tensors for the worker's life. An input tensor is reallocated only
+/// when a request brings a new shape (dynamic models).
+pub struct OpenVinoSession {
+    request: InferRequest,
+    warmup: Result<Arc<Tensors>, String>,
+    inputs: Arc<[InputSpec]>,
+    outputs: Arc<[(String, Element)]>,
+    bound: Vec<Option<(Vec<usize>, OvTensor)>>,
+}
+
+impl OpenVinoSession {
+    fn infer(&mut self, input: &[Tensor]) -> Result<Tensors, OpenVinoError> {
+        for (i, spec) in self.inputs.iter().enumerate() {
+            let t =
+                find_input(input, spec, self.inputs.len()).ok_or_else(|| OpenVinoError::Call {
+                    step: "find an input",
+                    message: format!("no tensor for input `{}`", spec.name),
+                })?;
+            let stale = self.bound[i]
+                .as_ref()
+                .is_none_or(|(shape, _)| *shape != t.shape);
+            if stale {
+                let dims: Vec<i64> = t.shape.iter().map(|&d| d as i64).collect();
+                let shape = Shape::new(&dims).map_err(OpenVinoError::call("make a shape"))?;
+                let ov = OvTensor::new(spec.element.to_openvino(), &shape)
+                    .map_err(OpenVinoError::call("allocate an input tensor"))?;
+                self.request
+                    .set_input_tensor_by_index(i, &ov)
+                    .map_err(OpenVinoError::call("bind an input tensor"))?;
+                self.bound[i] = Some((t.shape.clone(), ov));
+            }
+            let (_, ov) = self.bound[i].as_mut().expect("bound above");
+            let dst = ov
+                .get_raw_data_mut()
+                .map_err(OpenVinoError::call("reach an input's memory"))?;
+            match (spec.element, &t.data) {
+                (Element::F16, TensorData::F32(v)) => {
+                    for (d, x) in dst.chunks_exact_mut(2).zip(v) {
+                        d.copy_from_slice(&half::f16::from_f32(*x).to_ne_bytes());
+                    }
+                }
+                _ => dst.copy_from_slice(t.data.as_bytes()),
+            }
+        }
+        self.request
+            .infer()
+            .map_err(OpenVinoError::call("run inference"))?;
+        let mut out = Vec::with_capacity(self.outputs.len());
+        for (i, (name, element)) in self.outputs.iter().enumerate() {
+            let t = self
+                .request
+                .get_output_tensor_by_index(i)
+                .map_err(OpenVinoError::call("read an output"))?;
+            let shape: Vec<usize> = t
+                .get_shape()
+                .map_err(OpenVinoError::call("read an output's shape"))?
+                .get_dimensions()
+                .iter()
+                .map(|&d| d as usize)
+                .collect();
+            let raw = t
+                .get_raw_data()
+                .map_err(OpenVinoError::call("read an output's data"))?;
+            let data = match element {
+                Element::F32 => TensorData::F32(from_bytes(raw, f32::from_ne_bytes)),
+                Element::F16 => TensorData::F32(from_bytes(raw, |b: [u8; 2]| {
+                    half::f16::from_ne_bytes(b).to_f32()
+                })),
+                Element::U8 => TensorData::U8(raw.to_vec()),
+                Element::I32 => TensorData::I32(from_bytes(raw, i32::from_ne_bytes)),
+                Element::I64 => TensorData::I64(from_bytes(raw, i64::from_ne_bytes)),
+            };
+            out.push(Tensor::new(name.clone(), shape, data));
+        }
+        Ok(out)
+    }
+}
+
+/// Decodes native-endian elements from bytes (no alignment needed).
+fn from_bytes<T, const N: usize>(raw: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
+    raw.chunks_exact(N)
+        .map(|c| f(c.try_into().expect("chunks_exact yields N bytes")))
+        .collect()
+}
+
+impl Session<Tensors, Tensors> for OpenVinoSession {
+    fn run(&mut self, input: &Tensors, _ctx: &RunContext<'_>) -> Result<Tensors, SessionError> {
+        // Input errors were caught before queueing; what fails here is the
+        // runtime, which may work on another try or device.
+        self.infer(input)
+            .map_err(|e| SessionError::transient(e.to_string()))
+    }
+
+    fn warmup(&mut self) -> Result<(), SessionError> {
+        let inputs = self.warmup.clone().map_err(SessionError::permanent)?;
+        self.infer(&inputs).map(drop).map_err(SessionError::from)
+    }
+}
+
+impl crate::PoolBuilder<Tensors, Tensors> {
+    /// Adds a device group that runs `ov` through OpenVINO. If the device
+    /// is absent and `ov.optional` is set, the group is skipped (logged)
+    /// and the builder returned unchanged; any other failure is an error.
+    pub fn openvino_group(
+        self,
+        group: crate::GroupConfig,
+        ov: &OpenVinoConfig,
+    ) -> Result<Self, OpenVinoError> {
+        match OpenVinoFactory::new(ov) {
+            Ok(f) => Ok(self.group(group, f)),
+            Err(e) if e.is_device_absent() && ov.optional => {
+                log::warn!("group `{}` skipped: {e}", group.name);
+                Ok(self)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Named tensors: what an OpenVINO request takes and returns.
+
+use std::fmt;
+
+/// Element data of a tensor. `f16` model outputs are read as `F32`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TensorData {
+    /// 32-bit floats.
+    F32(Vec<f32>),
+    /// Bytes (images).
+    U8(Vec<u8>),
+    /// 32-bit integers.
+    I32(Vec<i32>),
+    /// 64-bit integers (token ids).
+    I64(Vec<i64>),
+}
+
+impl TensorData {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            TensorData::F32(v) => v.len(),
+            TensorData::U8(v) => v.len(),
+            TensorData::I32(v) => v.len(),
+            TensorData::I64(v) => v.len(),
+        }
+    }
+
+    /// True when there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The element type's name as OpenVINO writes it.
+    pub fn element_name(&self) -> &'static str {
+        match self {
+            TensorData::F32(_) => "f32",
+            TensorData::U8(_) => "u8",
+            TensorData::I32(_) => "i32",
+            TensorData::I64(_) => "i64",
+        }
+    }
+
+    /// The data as `f32`, if it is.
+    pub fn as_f32(&self) -> Option<&[f32]> {
+        match self {
+            TensorData::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        fn bytes<T>(v: &[T]) -> &[u8] {
+            // SAFETY: every initialised value of f32, u8, i32 and i64 is also
+            // valid as plain bytes, the length is the slice's size in bytes,
+            // and the borrow keeps the vector alive for the returned lifetime.
+            unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+        }
+        match self {
+            TensorData::F32(v) => bytes(v),
+            TensorData::U8(v) => v,
+            TensorData::I32(v) => bytes(v),
+            TensorData::I64(v) => bytes(v),
+        }
+    }
+}
+
+/// A named tensor with its shape.
+///
+/// ```
+/// use accelpool::openvino::Tensor;
+/// let t = Tensor::f32("x", [1, 3], vec![0.1, 0.2, 0.7]);
+/// assert_eq!(t.shape, [1, 3]);
+/// assert!(t.check_len().is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    /// The model's name for this input or output.
+    pub name: String,
+    /// Dimensions, outermost first.
+    pub shape: Vec<usize>,
+    /// The elements, row-major.
+    pub data: TensorData,
+}
+
+impl Tensor {
+    /// A tensor of any element type.
+    pub fn new(name: impl Into<String>, shape: impl Into<Vec<usize>>, data: TensorData) -> Self {
+        Self {
+            name: name.into(),
+            shape: shape.into(),
+            data,
+        }
+    }
+
+    /// An `f32` tensor.
+    pub fn f32(name: impl Into<String>, shape: impl Into<Vec<usize>>, data: Vec<f32>) -> Self {
+        Self::new(name, shape, TensorData::F32(data))
+    }
+
+    /// Elements the shape calls for.
+    pub fn shape_len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Checks that the data has as many elements as the shape calls for.
+    pub fn check_len(&self) -> Result<(), String> {
+        if self.shape_len() == self.data.len() {
+            Ok(())
+        } else {
+            Err(format!(
+                "shape {:?} holds {} elements but {} were given",
+                self.shape,
+                self.shape_len(),
+                self.data.len()
+            ))
+        }
+    }
+}
+
+impl fmt::Display for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {:?} {}",
+            self.name,
+            self.shape,
+            self.data.element_name()
+        )
+    }
+}
+
+/// The inputs of one request, or the outputs of one result.
+pub type Tensors = Vec<Tensor>;

@@ -1,0 +1,307 @@
+//! The real OpenVINO backend on real models. These tests need the runtime
+//! that `scripts/setup.sh` installs; without it they fail with the install
+//! hint rather than skip.
+#![cfg(feature = "openvino")]
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use accelpool::openvino::{
+    library, OpenVinoConfig, OpenVinoError, OpenVinoFactory, Tensor, TensorData,
+};
+use accelpool::{GroupConfig, Pool, PoolBuilder, Request, SubmitError};
+use common::{assert_accounting, LONG};
+
+fn models() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
+fn tiny() -> OpenVinoConfig {
+    OpenVinoConfig::new(models().join("tiny/tiny.onnx"), "CPU").inference_threads(1)
+}
+
+/// Loads the runtime or fails the test with the install hint.
+fn runtime() {
+    if let Err(e) = library::load(None) {
+        panic!("the OpenVINO tests need the runtime: {e}");
+    }
+}
+
+#[test]
+fn tiny_model_matches_its_independent_reference() {
+    runtime();
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(models().join("tiny/reference.json")).unwrap(),
+    )
+    .unwrap();
+    let pool = Pool::builder()
+        .group(
+            GroupConfig::new("cpu").workers(2).warmup(1),
+            OpenVinoFactory::new(&tiny()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    for case in reference["cases"].as_array().unwrap() {
+        let batch = case["batch"].as_u64().unwrap() as usize;
+        let x: Vec<f32> = case["x"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        // Batches 1, 3 and 5 through one compiled model: dynamic shapes on CPU.
+        let out = pool
+            .submit(Request::new(vec![Tensor::f32("x", [batch, 4], x)]))
+            .unwrap()
+            .wait()
+            .unwrap();
+        let probs = out
+            .iter()
+            .find(|t| t.name == "probs")
+            .expect("output `probs`");
+        assert_eq!(probs.shape, [batch, 3]);
+        let got = probs.data.as_f32().unwrap();
+        for (g, want) in got.iter().zip(case["probs"].as_array().unwrap()) {
+            let want = want.as_f64().unwrap() as f32;
+            assert!((g - want).abs() < 1e-5, "probs {got:?} vs reference {want}");
+        }
+        let label = out
+            .iter()
+            .find(|t| t.name == "label")
+            .expect("output `label`");
+        let want: Vec<i64> = case["label"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        assert_eq!(label.data, TensorData::I64(want));
+    }
+    assert_accounting(&pool.shutdown(LONG).stats);
+}
+
+#[test]
+fn model_is_compiled_once_per_group_with_one_request_per_worker() {
+    runtime();
+    let factory = Arc::new(OpenVinoFactory::new(&tiny()).unwrap());
+    let pool = Pool::builder()
+        .group_shared(GroupConfig::new("cpu").workers(2), factory.clone())
+        .build()
+        .unwrap();
+    let handles: Vec<_> = (0..50)
+        .map(|i| {
+            pool.submit(Request::new(vec![Tensor::f32(
+                "x",
+                [1, 4],
+                vec![i as f32; 4],
+            )]))
+            .unwrap()
+        })
+        .collect();
+    for h in handles {
+        h.wait().unwrap();
+    }
+    assert_eq!(factory.compilations(), 1, "compiled once for the group");
+    assert_eq!(
+        factory.infer_requests_created(),
+        2,
+        "one infer request per worker, reused"
+    );
+    assert_accounting(&pool.shutdown(LONG).stats);
+}
+
+#[test]
+fn wrong_input_is_rejected_before_queueing_with_a_typed_error() {
+    runtime();
+    let pool = Pool::builder()
+        .group(
+            GroupConfig::new("cpu").workers(1),
+            OpenVinoFactory::new(&tiny()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let bad_shape = vec![Tensor::f32("x", [2, 5], vec![0.0; 10])];
+    let err = pool
+        .try_submit(Request::new(bad_shape.clone()))
+        .unwrap_err();
+    let SubmitError::Invalid { group, error, .. } = &err else {
+        panic!("expected Invalid, got {err}")
+    };
+    assert_eq!(group, "cpu");
+    assert_eq!(error.input, "x");
+    assert_eq!(error.expected, "f32 [?,4]");
+    assert_eq!(error.given, "f32 [2, 5]");
+    assert_eq!(
+        err.into_request().into_input(),
+        bad_shape,
+        "handed back intact"
+    );
+
+    let bad_type = vec![Tensor::new("x", [1, 4], TensorData::I32(vec![0; 4]))];
+    let err = pool.submit(Request::new(bad_type)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("expected f32 [?,4], given i32 [1, 4]"),
+        "{err}"
+    );
+
+    let short = vec![Tensor::f32("x", [2, 4], vec![0.0; 7])];
+    let err = pool.submit(Request::new(short)).unwrap_err();
+    assert!(err.to_string().contains("8 elements"), "{err}");
+
+    let two = vec![
+        Tensor::f32("x", [1, 4], vec![0.0; 4]),
+        Tensor::f32("y", [1], vec![0.0]),
+    ];
+    let err = pool.submit(Request::new(two)).unwrap_err();
+    assert!(err.to_string().contains("input `y`"), "{err}");
+
+    let stats = pool.shutdown(LONG).stats;
+    assert_eq!((stats.counts.accepted, stats.counts.rejected), (0, 4));
+    assert_accounting(&stats);
+}
+
+#[test]
+fn ppocr_direction_classifier_gives_probabilities_through_two_workers() {
+    runtime();
+    let model = models().join("ppocr/cls.onnx");
+    assert!(
+        model.is_file(),
+        "{} missing: run scripts/setup.sh",
+        model.display()
+    );
+    // The model is dynamic in every dimension but channels; fix the
+    // classifier's input shape, as the PP-OCR pipeline feeds it.
+    let cfg = OpenVinoConfig::new(model, "CPU").reshape("x", [1, 3, 48, 192]);
+    let factory = Arc::new(OpenVinoFactory::new(&cfg).unwrap());
+    let pool = Pool::builder()
+        .group_shared(
+            GroupConfig::new("cpu").workers(2).warmup(1),
+            factory.clone(),
+        )
+        .build()
+        .unwrap();
+    assert_eq!(
+        factory.inputs()[0].dims,
+        [Some(1), Some(3), Some(48), Some(192)]
+    );
+    let n = 3 * 48 * 192;
+    let handles: Vec<_> = (0..8)
+        .map(|k| {
+            // A deterministic pattern, different per request, in the model's [-1, 1] range.
+            let img: Vec<f32> = (0..n)
+                .map(|i| (((i * 31 + k * 977) % 255) as f32 / 127.5) - 1.0)
+                .collect();
+            pool.submit(Request::new(vec![Tensor::f32("x", [1, 3, 48, 192], img)]))
+                .unwrap()
+        })
+        .collect();
+    for h in handles {
+        let out = h.wait().unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].shape, [1, 2], "two classes: 0 and 180 degrees");
+        let p = out[0].data.as_f32().unwrap();
+        assert!(p.iter().all(|v| (0.0..=1.0).contains(v)), "{p:?}");
+        assert!(
+            (p.iter().sum::<f32>() - 1.0).abs() < 1e-4,
+            "{p:?} sums to 1"
+        );
+    }
+    let stats = pool.shutdown(LONG).stats;
+    assert_eq!(
+        stats.groups[0]
+            .workers
+            .iter()
+            .map(|w| w.counts.started)
+            .sum::<u64>(),
+        8
+    );
+    assert_accounting(&stats);
+}
+
+#[test]
+fn absent_device_fails_clearly_or_is_skipped_when_optional() {
+    runtime();
+    let npu = OpenVinoConfig::new(models().join("tiny/tiny.onnx"), "NPU");
+    match OpenVinoFactory::new(&npu) {
+        Err(e @ OpenVinoError::DeviceNotFound { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("`NPU` is not available") && msg.contains("CPU"),
+                "{msg}"
+            );
+            assert!(msg.contains("optional"), "the message names the fix: {msg}");
+            let pool = PoolBuilder::new()
+                .openvino_group(
+                    GroupConfig::new("npu").priority(9),
+                    &npu.clone().optional(true),
+                )
+                .unwrap()
+                .openvino_group(GroupConfig::new("cpu").priority(1), &tiny())
+                .unwrap()
+                .build()
+                .unwrap();
+            assert_eq!(
+                pool.group_names(),
+                ["cpu"],
+                "the optional NPU group was skipped"
+            );
+            let err = PoolBuilder::new()
+                .openvino_group(GroupConfig::new("npu"), &npu)
+                .unwrap_err();
+            assert!(err.is_device_absent());
+        }
+        Ok(_) => eprintln!("this machine has an NPU: the absent-device path is not exercised here"),
+        Err(other) => panic!("unexpected error: {other}"),
+    }
+}
+
+#[test]
+fn dynamic_model_without_a_warmup_shape_says_which_setting_to_add() {
+    runtime();
+    let cls = OpenVinoConfig::new(models().join("ppocr/cls.onnx"), "CPU");
+    let err = Pool::builder()
+        .group(
+            GroupConfig::new("cpu").warmup(1),
+            OpenVinoFactory::new(&cls).unwrap(),
+        )
+        .build()
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("input `x` has dynamic shape [?,3,?,?]") && msg.contains("warmup_shapes.x"),
+        "{msg}"
+    );
+    // With a warmup shape the same dynamic model warms up and serves.
+    let cls = cls.warmup_shape("x", [1, 3, 48, 192]);
+    let pool = Pool::builder()
+        .group(
+            GroupConfig::new("cpu").warmup(2),
+            OpenVinoFactory::new(&cls).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let out = pool
+        .submit(Request::new(vec![Tensor::f32(
+            "x",
+            [2, 3, 48, 320],
+            vec![0.5; 2 * 3 * 48 * 320],
+        )]))
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(out[0].shape, [2, 2]);
+}
+
+#[test]
+fn missing_model_names_the_path_and_the_fix() {
+    runtime();
+    let err = OpenVinoFactory::new(&OpenVinoConfig::new("models/none.onnx", "CPU")).unwrap_err();
+    assert!(matches!(err, OpenVinoError::ModelNotFound { .. }));
+    assert!(
+        err.to_string().contains("models/none.onnx")
+            && err.to_string().contains("scripts/setup.sh")
+    );
+}
