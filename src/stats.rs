@@ -237,6 +237,8 @@ pub struct Percentiles {
     pub p50_us: f64,
     /// 90th percentile.
     pub p90_us: f64,
+    /// 95th percentile.
+    pub p95_us: f64,
     /// 99th percentile.
     pub p99_us: f64,
     /// 99.9th percentile.
@@ -257,6 +259,7 @@ impl Percentiles {
             mean_us: h.mean() / 1_000.0,
             p50_us: us(h.value_at_quantile(0.50)),
             p90_us: us(h.value_at_quantile(0.90)),
+            p95_us: us(h.value_at_quantile(0.95)),
             p99_us: us(h.value_at_quantile(0.99)),
             p999_us: us(h.value_at_quantile(0.999)),
             max_us: us(h.max()),
