@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::breaker::BreakerConfig;
 use crate::Priority;
 
 /// A configuration value out of range, with the path of the field.
@@ -103,6 +104,13 @@ pub struct GroupConfig {
     /// Pin each worker to its own core.
     #[serde(default = "defaults::pin")]
     pub pin: bool,
+    /// A call running longer than this is stuck: its request fails over and
+    /// its worker is replaced.
+    #[serde(default = "defaults::call_timeout", with = "humantime_serde")]
+    pub call_timeout: Duration,
+    /// The group's circuit breaker.
+    #[serde(default)]
+    pub breaker: BreakerConfig,
 }
 
 impl GroupConfig {
@@ -116,7 +124,21 @@ impl GroupConfig {
             spin_before_park: defaults::spin(),
             warmup: 0,
             pin: defaults::pin(),
+            call_timeout: defaults::call_timeout(),
+            breaker: BreakerConfig::default(),
         }
+    }
+
+    /// Sets the stuck-call timeout.
+    pub fn call_timeout(mut self, d: Duration) -> Self {
+        self.call_timeout = d;
+        self
+    }
+
+    /// Sets the circuit breaker.
+    pub fn breaker(mut self, b: BreakerConfig) -> Self {
+        self.breaker = b;
+        self
     }
 
     /// Sets the routing priority (1-10).
@@ -180,6 +202,13 @@ impl GroupConfig {
                 "0 is outside 1..",
             ));
         }
+        if self.call_timeout.is_zero() {
+            return Err(ConfigError::new(
+                format!("{path}.call_timeout"),
+                "must be more than 0",
+            ));
+        }
+        self.breaker.validate(&format!("{path}.breaker"))?;
         for p in Priority::ALL {
             if self.capacity.of(p) == 0 {
                 return Err(ConfigError::new(
@@ -215,6 +244,9 @@ pub struct RetryPolicy {
     /// Longest wait.
     #[serde(with = "humantime_serde")]
     pub max_backoff: Duration,
+    /// When every group has failed a request, let it try a failed group
+    /// again after the backoff (otherwise it is dead-lettered at once).
+    pub same_group_fallback: bool,
 }
 
 impl Default for RetryPolicy {
@@ -224,6 +256,7 @@ impl Default for RetryPolicy {
             initial_backoff: Duration::from_millis(1),
             multiplier: 2.0,
             max_backoff: Duration::from_millis(100),
+            same_group_fallback: true,
         }
     }
 }
@@ -295,7 +328,7 @@ impl Default for DeadLetterConfig {
 }
 
 /// The whole runtime's configuration.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
     /// Retry and backoff.
@@ -304,9 +337,23 @@ pub struct PoolConfig {
     /// Dead-letter queue bounds.
     #[serde(default)]
     pub dead_letter: DeadLetterConfig,
+    /// How often the supervisor checks worker health and stuck calls.
+    #[serde(default = "defaults::health_interval", with = "humantime_serde")]
+    pub health_check_interval: Duration,
     /// Device groups (at least one).
     #[serde(default)]
     pub groups: Vec<GroupConfig>,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy::default(),
+            dead_letter: DeadLetterConfig::default(),
+            health_check_interval: defaults::health_interval(),
+            groups: Vec::new(),
+        }
+    }
 }
 
 impl PoolConfig {
@@ -315,6 +362,12 @@ impl PoolConfig {
         self.retry.validate()?;
         if self.dead_letter.capacity == 0 {
             return Err(ConfigError::new("dead_letter.capacity", "0 is outside 1.."));
+        }
+        if self.health_check_interval.is_zero() {
+            return Err(ConfigError::new(
+                "health_check_interval",
+                "must be more than 0",
+            ));
         }
         if self.groups.is_empty() {
             return Err(ConfigError::new(
@@ -353,5 +406,11 @@ mod defaults {
     }
     pub fn pin() -> bool {
         true
+    }
+    pub fn call_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn health_interval() -> Duration {
+        Duration::from_millis(10)
     }
 }

@@ -7,6 +7,7 @@
 //! one is set, never dropped silently.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use parking_lot::Mutex;
@@ -21,8 +22,9 @@ use crate::Priority;
 pub struct DeadLetter<I> {
     /// The request's id (its handle's).
     pub id: u64,
-    /// The input, as submitted.
-    pub input: I,
+    /// The input, as submitted. Shared because a stuck call that was failed
+    /// over may still be reading it.
+    pub input: Arc<I>,
     /// Its priority level.
     pub priority: Priority,
     /// The group it was restricted to, if any.
@@ -133,12 +135,12 @@ impl<I> DeadLetterQueue<I> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex as StdMutex};
+    use std::sync::Mutex as StdMutex;
 
     fn letter(id: u64) -> DeadLetter<u64> {
         DeadLetter {
             id,
-            input: id * 10,
+            input: Arc::new(id * 10),
             priority: Priority::Normal,
             group: None,
             errors: vec![],
@@ -176,7 +178,7 @@ mod tests {
             assert_eq!(q.stats().overflowed, 1);
             let drained = q.drain();
             assert_eq!(
-                drained.iter().map(|l| l.input).collect::<Vec<_>>(),
+                drained.iter().map(|l| *l.input).collect::<Vec<_>>(),
                 kept.map(|k| k * 10)
             );
             assert!(q.is_empty());

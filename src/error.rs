@@ -17,6 +17,9 @@ pub enum SubmitError<I> {
     Closed(Request<I>),
     /// The request named a group the pool does not have.
     UnknownGroup(Request<I>),
+    /// No eligible group can take requests now: their circuit breakers are
+    /// open or none has a healthy worker.
+    Unavailable(Request<I>),
     /// The runtime refused the input before queueing it (for example a
     /// tensor whose shape the model cannot take).
     Invalid {
@@ -37,6 +40,7 @@ impl<I> SubmitError<I> {
             | SubmitError::Timeout(r)
             | SubmitError::Closed(r)
             | SubmitError::UnknownGroup(r)
+            | SubmitError::Unavailable(r)
             | SubmitError::Invalid { request: r, .. } => r,
         }
     }
@@ -48,6 +52,7 @@ impl<I> SubmitError<I> {
             | SubmitError::Timeout(r)
             | SubmitError::Closed(r)
             | SubmitError::UnknownGroup(r)
+            | SubmitError::Unavailable(r)
             | SubmitError::Invalid { request: r, .. } => r,
         }
     }
@@ -66,6 +71,7 @@ impl<I> fmt::Display for SubmitError<I> {
             SubmitError::Timeout(_) => write!(f, "every eligible `{p}` queue stayed full until the timeout"),
             SubmitError::Closed(_) => f.write_str("the pool is shut down and accepts no requests"),
             SubmitError::UnknownGroup(r) => write!(f, "no device group named `{}`; use one of the names in the pool's config", r.get_group().unwrap_or_default()),
+            SubmitError::Unavailable(_) => f.write_str("no eligible device group can take requests now (circuit breakers open or no healthy worker); retry after the breaker's cooldown, or see the pool's health in its stats"),
             SubmitError::Invalid { group, error, .. } => write!(f, "invalid request for group `{group}`: {error}"),
         }
     }
@@ -111,6 +117,32 @@ impl InputError {
         }
     }
 }
+
+/// A dead letter that [`Pool::replay`](crate::Pool::replay) could not put back, returned whole.
+pub struct ReplayError<I> {
+    /// The letter, unchanged.
+    pub letter: crate::DeadLetter<I>,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+impl<I> fmt::Display for ReplayError<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "dead letter {} not replayed: {}",
+            self.letter.id, self.reason
+        )
+    }
+}
+
+impl<I> fmt::Debug for ReplayError<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ReplayError({self})")
+    }
+}
+
+impl<I> std::error::Error for ReplayError<I> {}
 
 /// Why a pool could not start.
 #[derive(Debug, thiserror::Error)]

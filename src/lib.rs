@@ -37,6 +37,8 @@
 
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 
+mod breaker;
+mod clock;
 mod config;
 mod dlq;
 mod error;
@@ -57,12 +59,17 @@ mod stats;
 mod supervisor;
 mod worker;
 
+pub use breaker::{
+    Admission, BreakerConfig, BreakerState, BreakerStats, CircuitBreaker, FailureRecord, Transition,
+};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     ConfigError, DeadLetterConfig, GroupConfig, LevelCapacity, OverflowPolicy, PoolConfig,
     RetryPolicy,
 };
 pub use dlq::{DeadLetter, DeadLetterQueue};
-pub use error::{BuildError, InputError, SubmitError};
+pub use error::{BuildError, InputError, ReplayError, SubmitError};
+pub use group::GroupStats;
 pub use handle::{AttemptError, CancelReason, Status, TaskError, TaskHandle};
 pub use pool::{Pool, PoolBuilder};
 pub use priority::Priority;
@@ -71,6 +78,6 @@ pub use router::MAX_GROUPS;
 pub use session::{ErrorKind, RunContext, Session, SessionError, SessionFactory, WorkerInfo};
 pub use shutdown::ShutdownReport;
 pub use stats::{
-    CountsSnapshot, DeadLetterStats, GroupStats, LatencySnapshot, Percentiles, PoolStats,
-    QueueDepth, WorkerStats,
+    CountsSnapshot, DeadLetterStats, Health, HealthSummary, LatencySnapshot, Percentiles,
+    PoolStats, QueueDepth, WorkerStats,
 };

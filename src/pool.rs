@@ -17,19 +17,21 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Select, Sender, TrySendErr
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 
+use crate::breaker::{Admission, BreakerState};
+use crate::clock::{Clock, SystemClock};
 use crate::config::{DeadLetterConfig, GroupConfig, PoolConfig, RetryPolicy};
 use crate::dlq::{DeadLetter, DeadLetterQueue};
-use crate::error::{BuildError, InputError, SubmitError};
-use crate::group::{Group, WorkerSlot};
+use crate::error::{BuildError, InputError, ReplayError, SubmitError};
+use crate::group::{spawn_worker, Group};
 use crate::handle::{CancelReason, Outcome, Slot, TaskHandle};
 use crate::pinning::{self, CorePlan};
 use crate::request::{Job, Request};
 use crate::router::{self, MAX_GROUPS};
 use crate::session::{SessionError, SessionFactory};
 use crate::shutdown::Lifecycle;
-use crate::stats::{Latencies, Ledger, PoolStats};
+use crate::stats::{HealthSummary, Latencies, Ledger, PoolStats};
 use crate::supervisor::{self, Msg};
-use crate::worker::{self, WorkerShared, WorkerStart};
+use crate::Priority;
 use crate::ShutdownReport;
 
 /// State shared by the pool handle, its workers and its supervisor.
@@ -40,6 +42,8 @@ pub(crate) struct Shared<I, O> {
     pub ledger: Arc<Ledger>,
     pub dlq: DeadLetterQueue<I>,
     pub retry: RetryPolicy,
+    pub health_interval: Duration,
+    pub clock: Arc<dyn Clock>,
     epoch: Instant,
     pub closed: AtomicBool,
     pub entering: CachePadded<AtomicUsize>,
@@ -49,19 +53,41 @@ pub(crate) struct Shared<I, O> {
 }
 
 enum Refusal {
+    /// Every eligible queue is full.
     Full,
+    /// No group may take it now (breakers open, no healthy worker).
+    Unavailable,
+    /// The first eligible group's model cannot take the input.
     Invalid(String, InputError),
 }
 
 // Refusals hand the job back by value: boxing it would allocate on the
 // submit path for every full queue.
 #[allow(clippy::result_large_err)]
-impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
-    /// Nanoseconds since the pool started (never 0, which means idle).
-    pub(crate) fn epoch_nanos(&self, t: Instant) -> u64 {
-        u64::try_from(t.saturating_duration_since(self.epoch).as_nanos())
-            .unwrap_or(u64::MAX)
-            .max(1)
+impl<I: Send + Sync + 'static, O: Send + 'static> Shared<I, O> {
+    /// The clock's nanoseconds since the pool started (never 0, which
+    /// means idle where it is stored).
+    pub(crate) fn clock_nanos(&self) -> u64 {
+        u64::try_from(
+            self.clock
+                .now()
+                .saturating_duration_since(self.epoch)
+                .as_nanos(),
+        )
+        .unwrap_or(u64::MAX)
+        .max(1)
+    }
+
+    /// Whether a failed request has a group to go to: one that has not
+    /// failed it, or any group when `same_group_fallback` allows.
+    pub(crate) fn may_retry_somewhere(&self, job: &Job<I, O>) -> bool {
+        if self.retry.same_group_fallback {
+            return true;
+        }
+        match job.only_group {
+            Some(g) => job.failed_groups & (1u64 << g) == 0,
+            None => (0..self.groups.len()).any(|g| job.failed_groups & (1u64 << g) == 0),
+        }
     }
 
     pub(crate) fn schedule_retry(&self, due: Instant, job: Job<I, O>) {
@@ -77,7 +103,7 @@ impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
         job.enqueued = Instant::now();
         match self.offer(job) {
             Ok(_) => Ok(()),
-            Err((job, Refusal::Full)) => Err(job),
+            Err((job, Refusal::Full | Refusal::Unavailable)) => Err(job),
             Err((mut job, Refusal::Invalid(group, error))) => {
                 // Valid at submit, so only a reload could get here; fail it visibly.
                 job.errors.push(crate::handle::AttemptError {
@@ -93,34 +119,51 @@ impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
         }
     }
 
-    /// Offers a job to the eligible groups in routing order.
+    /// Offers a job to the eligible groups in routing order: a group is
+    /// skipped while unhealthy or while its breaker turns requests away.
     fn offer(&self, mut job: Job<I, O>) -> Result<usize, (Job<I, O>, Refusal)> {
         let route = router::candidates(
             &self.groups,
             self.has_ties,
             job.only_group,
             job.failed_groups,
+            self.retry.same_group_fallback,
         );
         let mut invalid = None;
+        let mut full = false;
         for &gi in route.as_slice() {
             let g = &self.groups[gi as usize];
+            if !g.is_healthy() {
+                continue;
+            }
             if let Err(error) = g.factory.validate(&job.input) {
                 invalid.get_or_insert_with(|| (g.name.to_string(), error));
                 continue;
             }
             invalid = None;
+            let admission = g.breaker.admit();
+            if admission == Admission::No {
+                continue;
+            }
+            job.probe = admission == Admission::Probe;
             match g.levels.try_send(job.priority, job) {
                 Ok(()) => {
                     g.counts.accepted.inc();
                     return Ok(gi as usize);
                 }
-                Err(TrySendError::Full(j) | TrySendError::Disconnected(j)) => job = j,
+                Err(TrySendError::Full(j) | TrySendError::Disconnected(j)) => {
+                    g.breaker.release_probe(j.probe);
+                    full = true;
+                    job = j;
+                }
             }
         }
-        Err((
-            job,
-            invalid.map_or(Refusal::Full, |(g, e)| Refusal::Invalid(g, e)),
-        ))
+        let refusal = match invalid {
+            Some((g, e)) => Refusal::Invalid(g, e),
+            None if full => Refusal::Full,
+            None => Refusal::Unavailable,
+        };
+        Err((job, refusal))
     }
 
     /// Blocks until one of the eligible queues has room, `until` passes, or
@@ -131,18 +174,23 @@ impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
         until: Option<Instant>,
     ) -> Result<usize, (Job<I, O>, WaitEnd)> {
         loop {
-            let route = router::candidates(&self.groups, self.has_ties, job.only_group, 0);
+            // Waiting for room, a request may go to any healthy group that
+            // takes its input and whose breaker is not open.
+            let route = router::candidates(&self.groups, self.has_ties, job.only_group, 0, true);
             let route: Vec<u8> = route
                 .as_slice()
                 .iter()
                 .copied()
                 .filter(|&gi| {
-                    self.groups[gi as usize]
-                        .factory
-                        .validate(&job.input)
-                        .is_ok()
+                    let g = &self.groups[gi as usize];
+                    g.is_healthy()
+                        && g.breaker.state() != BreakerState::Open
+                        && g.factory.validate(&job.input).is_ok()
                 })
                 .collect();
+            if route.is_empty() {
+                return Err((job, WaitEnd::Unavailable));
+            }
             let mut sel = Select::new();
             for &gi in &route {
                 sel.send(self.groups[gi as usize].levels.sender(job.priority));
@@ -162,6 +210,7 @@ impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
             let gi = route[op.index()] as usize;
             let g = &self.groups[gi];
             job.enqueued = Instant::now();
+            job.probe = false;
             match op.send(g.levels.sender(job.priority), job) {
                 Ok(()) => {
                     g.counts.accepted.inc();
@@ -180,6 +229,7 @@ impl<I: Send + 'static, O: Send + 'static> Shared<I, O> {
 enum WaitEnd {
     Timeout,
     Closed,
+    Unavailable,
 }
 
 /// Counts a submitter in and out of admission (see the module docs).
@@ -229,7 +279,7 @@ pub struct Pool<I, O> {
 // A refused request comes back whole inside `SubmitError`, by design: the
 // caller gets its input back without an allocation on the refusal path.
 #[allow(clippy::result_large_err)]
-impl<I: Send + 'static, O: Send + 'static> Pool<I, O> {
+impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
     /// Starts describing a pool.
     pub fn builder() -> PoolBuilder<I, O> {
         PoolBuilder::new()
@@ -265,15 +315,38 @@ impl<I: Send + 'static, O: Send + 'static> Pool<I, O> {
     }
 
     /// Puts a dead letter back into the pool as a new request (same input,
-    /// priority and group; no deadline), blocking while queues are full.
-    pub fn replay(&self, letter: DeadLetter<I>) -> Result<TaskHandle<O>, SubmitError<I>> {
-        let mut r = Request::new(letter.input).priority(letter.priority);
-        r.group = letter.group;
-        self.submit(r)
+    /// priority and group; no deadline), blocking while queues are full. A
+    /// refused letter comes back inside the error.
+    pub fn replay(&self, letter: DeadLetter<I>) -> Result<TaskHandle<O>, ReplayError<I>> {
+        let DeadLetter {
+            id,
+            input,
+            priority,
+            group,
+            errors,
+            submitted_at,
+            dead_lettered_at,
+        } = letter;
+        self.admit_shared(input, priority, None, group, Wait::Forever)
+            .map_err(|r| {
+                let reason = r.describe();
+                ReplayError {
+                    letter: DeadLetter {
+                        id,
+                        input: r.input,
+                        priority,
+                        group: r.group,
+                        errors,
+                        submitted_at,
+                        dead_lettered_at,
+                    },
+                    reason,
+                }
+            })
     }
 
     /// Drains the dead-letter queue and replays every letter.
-    pub fn replay_dead_letters(&self) -> Vec<Result<TaskHandle<O>, SubmitError<I>>> {
+    pub fn replay_dead_letters(&self) -> Vec<Result<TaskHandle<O>, ReplayError<I>>> {
         self.shared
             .dlq
             .drain()
@@ -296,10 +369,12 @@ impl<I: Send + 'static, O: Send + 'static> Pool<I, O> {
             .collect()
     }
 
-    /// A snapshot of every counter, queue depth and latency.
+    /// A snapshot of every counter, queue depth, latency, breaker and
+    /// health state.
     pub fn stats(&self) -> PoolStats {
         let s = &*self.shared;
-        let groups: Vec<_> = s.groups.iter().map(|g| g.stats()).collect();
+        let now = s.clock_nanos();
+        let groups: Vec<_> = s.groups.iter().map(|g| g.stats(now)).collect();
         let mut counts = s.ledger.counts.snapshot();
         for g in &groups {
             counts.started += g.counts.started;
@@ -310,11 +385,9 @@ impl<I: Send + 'static, O: Send + 'static> Pool<I, O> {
             .groups
             .iter()
             .flat_map(|g| {
-                g.workers
-                    .lock()
-                    .iter()
-                    .map(|w| w.shared.clone())
-                    .collect::<Vec<_>>()
+                let mut all: Vec<_> = g.workers.lock().iter().map(|w| w.shared.clone()).collect();
+                all.extend(g.retired.lock().iter().cloned());
+                all
             })
             .collect();
         PoolStats {
@@ -323,7 +396,19 @@ impl<I: Send + 'static, O: Send + 'static> Pool<I, O> {
             late_results_discarded: s.ledger.late_results.get(),
             dead_letter: s.dlq.stats(),
             latency: Latencies::snapshot(workers.iter().map(|w| &w.latency)),
+            health: HealthSummary::of(&groups),
             groups,
+        }
+    }
+
+    /// Closes a group's circuit breaker by hand. False if there is no such group.
+    pub fn reset_breaker(&self, group: &str) -> bool {
+        match self.shared.group_index(group) {
+            Some(g) => {
+                self.shared.groups[g].breaker.reset();
+                true
+            }
+            None => false,
         }
     }
 
@@ -341,31 +426,44 @@ impl<I: Send + 'static, O: Send + 'static> Pool<I, O> {
     }
 
     fn admit(&self, request: Request<I>, wait: Wait) -> Result<TaskHandle<O>, SubmitError<I>> {
-        let s = &*self.shared;
-        let _entry = Entry::new(&s.entering);
-        if s.closed.load(Ordering::SeqCst) {
-            s.ledger.counts.rejected.inc();
-            return Err(SubmitError::Closed(request));
-        }
         let Request {
             input,
             priority,
             deadline,
             group,
         } = request;
+        self.admit_shared(Arc::new(input), priority, deadline, group, wait)
+            .map_err(Refused::into_submit_error)
+    }
+
+    fn admit_shared(
+        &self,
+        input: Arc<I>,
+        priority: Priority,
+        deadline: Option<Instant>,
+        group: Option<String>,
+        wait: Wait,
+    ) -> Result<TaskHandle<O>, Refused<I>> {
+        let s = &*self.shared;
+        let _entry = Entry::new(&s.entering);
+        let refuse = |input, group, kind| {
+            s.ledger.counts.rejected.inc();
+            Err(Refused {
+                input,
+                priority,
+                deadline,
+                group,
+                kind,
+            })
+        };
+        if s.closed.load(Ordering::SeqCst) {
+            return refuse(input, group, RefusedKind::Closed);
+        }
         let only_group = match &group {
             None => None,
             Some(name) => match s.group_index(name) {
                 Some(i) => Some(i),
-                None => {
-                    s.ledger.counts.rejected.inc();
-                    return Err(SubmitError::UnknownGroup(Request {
-                        input,
-                        priority,
-                        deadline,
-                        group,
-                    }));
-                }
+                None => return refuse(input, group, RefusedKind::UnknownGroup),
             },
         };
         let slot = Arc::new(Slot::new(
@@ -385,50 +483,105 @@ impl<I: Send + 'static, O: Send + 'static> Pool<I, O> {
             enqueued: now,
             attempts: 0,
             errors: Vec::new(),
+            probe: false,
         };
-        let refused = match s.offer(job) {
-            Ok(_) => None,
-            Err((job, Refusal::Invalid(g, error))) => Some(SubmitError::Invalid {
-                request: job.into_request(group),
-                group: g,
-                error,
-            }),
+        let (job, kind) = match s.offer(job) {
+            Ok(_) => {
+                s.ledger.counts.accepted.inc();
+                return Ok(TaskHandle::new(slot));
+            }
+            Err((job, Refusal::Invalid(g, error))) => (job, RefusedKind::Invalid(g, error)),
+            Err((job, Refusal::Unavailable)) => (job, RefusedKind::Unavailable),
             Err((job, Refusal::Full)) => {
                 let until = match wait {
-                    Wait::No => return Err(self.refuse_full(job, group)),
+                    Wait::No => {
+                        if let Some(g) = job.only_group {
+                            s.groups[g].counts.rejected.inc();
+                        }
+                        return refuse(job.input, group, RefusedKind::Full);
+                    }
                     Wait::Forever => None,
                     Wait::Until(t) => Some(t),
                 };
                 match s.wait_for_room(job, until) {
-                    Ok(_) => None,
-                    Err((job, WaitEnd::Timeout)) => {
-                        Some(SubmitError::Timeout(job.into_request(group)))
+                    Ok(_) => {
+                        s.ledger.counts.accepted.inc();
+                        return Ok(TaskHandle::new(slot));
                     }
-                    Err((job, WaitEnd::Closed)) => {
-                        Some(SubmitError::Closed(job.into_request(group)))
-                    }
+                    Err((job, WaitEnd::Timeout)) => (job, RefusedKind::Timeout),
+                    Err((job, WaitEnd::Closed)) => (job, RefusedKind::Closed),
+                    Err((job, WaitEnd::Unavailable)) => (job, RefusedKind::Unavailable),
                 }
             }
         };
-        match refused {
-            None => {
-                s.ledger.counts.accepted.inc();
-                Ok(TaskHandle::new(slot))
-            }
-            Some(e) => {
-                s.ledger.counts.rejected.inc();
-                Err(e)
-            }
+        refuse(job.input, group, kind)
+    }
+}
+
+/// A refusal before the request was queued, with its parts.
+struct Refused<I> {
+    input: Arc<I>,
+    priority: Priority,
+    deadline: Option<Instant>,
+    group: Option<String>,
+    kind: RefusedKind,
+}
+
+enum RefusedKind {
+    Full,
+    Timeout,
+    Closed,
+    UnknownGroup,
+    Unavailable,
+    Invalid(String, InputError),
+}
+
+impl<I> Refused<I> {
+    fn into_submit_error(self) -> SubmitError<I> {
+        let Refused {
+            input,
+            priority,
+            deadline,
+            group,
+            kind,
+        } = self;
+        // Refused before any queue saw it: the caller's input has one owner.
+        let input = Arc::try_unwrap(input)
+            .unwrap_or_else(|_| unreachable!("a refused input has one owner"));
+        let request = Request {
+            input,
+            priority,
+            deadline,
+            group,
+        };
+        match kind {
+            RefusedKind::Full => SubmitError::Full(request),
+            RefusedKind::Timeout => SubmitError::Timeout(request),
+            RefusedKind::Closed => SubmitError::Closed(request),
+            RefusedKind::UnknownGroup => SubmitError::UnknownGroup(request),
+            RefusedKind::Unavailable => SubmitError::Unavailable(request),
+            RefusedKind::Invalid(group, error) => SubmitError::Invalid {
+                request,
+                group,
+                error,
+            },
         }
     }
 
-    #[cold]
-    fn refuse_full(&self, job: Job<I, O>, group: Option<String>) -> SubmitError<I> {
-        self.shared.ledger.counts.rejected.inc();
-        if let Some(g) = job.only_group {
-            self.shared.groups[g].counts.rejected.inc();
+    fn describe(&self) -> String {
+        match &self.kind {
+            RefusedKind::Full => "every eligible queue is full".into(),
+            RefusedKind::Timeout => "the queues stayed full until the timeout".into(),
+            RefusedKind::Closed => "the pool is shut down".into(),
+            RefusedKind::UnknownGroup => format!(
+                "no group named `{}`",
+                self.group.as_deref().unwrap_or_default()
+            ),
+            RefusedKind::Unavailable => {
+                "no group can take requests now (breakers open or no healthy worker)".into()
+            }
+            RefusedKind::Invalid(g, e) => format!("group `{g}`: {e}"),
         }
-        SubmitError::Full(job.into_request(group))
     }
 }
 
@@ -469,6 +622,7 @@ pub struct PoolBuilder<I, O> {
     factories: Vec<(String, Arc<dyn SessionFactory<I, O>>)>,
     on_overflow: Option<OverflowHook<I>>,
     drop_timeout: Duration,
+    clock: Arc<dyn Clock>,
 }
 
 impl<I, O> std::fmt::Debug for PoolBuilder<I, O> {
@@ -479,13 +633,13 @@ impl<I, O> std::fmt::Debug for PoolBuilder<I, O> {
     }
 }
 
-impl<I: Send + 'static, O: Send + 'static> Default for PoolBuilder<I, O> {
+impl<I: Send + Sync + 'static, O: Send + 'static> Default for PoolBuilder<I, O> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<I: Send + 'static, O: Send + 'static> PoolBuilder<I, O> {
+impl<I: Send + Sync + 'static, O: Send + 'static> PoolBuilder<I, O> {
     /// An empty description with default retry and dead-letter settings.
     pub fn new() -> Self {
         Self {
@@ -493,7 +647,15 @@ impl<I: Send + 'static, O: Send + 'static> PoolBuilder<I, O> {
             factories: Vec::new(),
             on_overflow: None,
             drop_timeout: Duration::from_secs(30),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Sets the clock breakers and stuck-call detection read (tests use a
+    /// [`ManualClock`](crate::ManualClock)).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Starts from a whole configuration (for example one read from YAML);
@@ -566,6 +728,7 @@ impl<I: Send + 'static, O: Send + 'static> PoolBuilder<I, O> {
             mut factories,
             on_overflow,
             drop_timeout,
+            clock,
         } = self;
         config.validate()?;
         if config.groups.len() > MAX_GROUPS {
@@ -592,7 +755,7 @@ impl<I: Send + 'static, O: Send + 'static> PoolBuilder<I, O> {
                 );
                 g.workers = max;
             }
-            groups.push(Group::new(g.clone(), factory));
+            groups.push(Group::new(g.clone(), factory, Arc::clone(&clock)));
         }
         if let Some((name, _)) = factories.first() {
             return Err(BuildError::Group {
@@ -614,7 +777,9 @@ impl<I: Send + 'static, O: Send + 'static> PoolBuilder<I, O> {
             ledger: Arc::new(Ledger::default()),
             dlq: DeadLetterQueue::new(config.dead_letter.clone(), on_overflow),
             retry: config.retry.clone(),
-            epoch: Instant::now(),
+            health_interval: config.health_check_interval,
+            epoch: clock.now(),
+            clock,
             closed: AtomicBool::new(false),
             entering: CachePadded::new(AtomicUsize::new(0)),
             next_id: AtomicU64::new(1),
@@ -640,11 +805,11 @@ impl<I: Send + 'static, O: Send + 'static> PoolBuilder<I, O> {
 }
 
 /// Spawns every group's workers and waits for their first sessions.
-fn start_workers<I: Send + 'static, O: Send + 'static>(
+fn start_workers<I: Send + Sync + 'static, O: Send + 'static>(
     shared: &Arc<Shared<I, O>>,
 ) -> Result<(), BuildError> {
     let plan = CorePlan::detect();
-    let (ready_tx, ready_rx) = unbounded::<(usize, usize, Result<(), SessionError>)>();
+    let (ready_tx, ready_rx) = unbounded();
     let mut seq = 0;
     let mut spawned = 0;
     for (gi, g) in shared.groups.iter().enumerate() {
@@ -655,27 +820,9 @@ fn start_workers<I: Send + 'static, O: Send + 'static>(
                 None
             };
             seq += 1;
-            let me = Arc::new(WorkerShared::new(wi, core));
-            let (control_tx, control_rx) = bounded(0);
-            let (exited_tx, exited_rx) = bounded(0);
-            let start = WorkerStart {
-                shared: Arc::clone(shared),
-                group: gi,
-                me: Arc::clone(&me),
-                control: control_rx,
-                ready: ready_tx.clone(),
-                _exited: exited_tx,
-            };
-            let thread = std::thread::Builder::new()
-                .name(format!("accelpool-{}-{wi}", g.name))
-                .spawn(move || worker::run(start))?;
+            let slot = spawn_worker(shared, gi, wi, core, Some(ready_tx.clone()))?;
             spawned += 1;
-            g.workers.lock().push(WorkerSlot {
-                shared: me,
-                control: Some(control_tx),
-                exited: exited_rx,
-                thread: Some(thread),
-            });
+            g.workers.lock().push(slot);
         }
     }
     drop(ready_tx);

@@ -87,10 +87,11 @@ impl<I> Request<I> {
     }
 }
 
-/// A request inside the runtime.
+/// A request inside the runtime. The input sits behind an `Arc` so a stuck
+/// call's request can fail over while the stuck worker still borrows it.
 pub(crate) struct Job<I, O> {
     pub slot: Arc<Slot<O>>,
-    pub input: I,
+    pub input: Arc<I>,
     pub priority: Priority,
     pub deadline: Option<Instant>,
     /// Restricted to this group index.
@@ -104,19 +105,30 @@ pub(crate) struct Job<I, O> {
     /// Attempts made so far.
     pub attempts: u32,
     pub errors: Vec<AttemptError>,
+    /// Admitted by a half-open breaker as a probe.
+    pub probe: bool,
+}
+
+impl<I, O> Clone for Job<I, O> {
+    fn clone(&self) -> Self {
+        Self {
+            slot: Arc::clone(&self.slot),
+            input: Arc::clone(&self.input),
+            priority: self.priority,
+            deadline: self.deadline,
+            only_group: self.only_group,
+            failed_groups: self.failed_groups,
+            submitted: self.submitted,
+            submitted_at: self.submitted_at,
+            enqueued: self.enqueued,
+            attempts: self.attempts,
+            errors: self.errors.clone(),
+            probe: self.probe,
+        }
+    }
 }
 
 impl<I, O> Job<I, O> {
-    /// Gives the caller back what they submitted (for a refused submit).
-    pub(crate) fn into_request(self, group: Option<String>) -> Request<I> {
-        Request {
-            input: self.input,
-            priority: self.priority,
-            deadline: self.deadline,
-            group,
-        }
-    }
-
     #[inline]
     pub(crate) fn is_expired(&self, now: Instant) -> bool {
         self.deadline.is_some_and(|d| now >= d)

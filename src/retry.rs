@@ -15,6 +15,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use crate::breaker::FailureRecord;
 use crate::dlq::DeadLetter;
 use crate::handle::{AttemptError, CancelReason, Outcome};
 use crate::pool::Shared;
@@ -22,10 +23,10 @@ use crate::request::Job;
 use crate::session::{ErrorKind, SessionError};
 use crate::worker::WorkerShared;
 
-pub(crate) fn failed_attempt<I: Send + 'static, O: Send + 'static>(
+pub(crate) fn failed_attempt<I: Send + Sync + 'static, O: Send + 'static>(
     shared: &Shared<I, O>,
     gi: usize,
-    me: &WorkerShared<O>,
+    me: &WorkerShared<I, O>,
     mut job: Job<I, O>,
     error: SessionError,
 ) {
@@ -42,13 +43,35 @@ pub(crate) fn failed_attempt<I: Send + 'static, O: Send + 'static>(
     });
     job.failed_groups |= 1u64 << gi;
 
+    if !cancelled && retryable {
+        group.breaker.record_failure(
+            job.probe,
+            FailureRecord {
+                request: job.slot.id(),
+                group: group.name.to_string(),
+                worker: me.index,
+                error: job
+                    .errors
+                    .last()
+                    .map(|e| e.error.clone())
+                    .expect("pushed above"),
+                at: SystemTime::now(),
+            },
+        );
+    } else {
+        group.breaker.release_probe(job.probe);
+    }
+
     if cancelled {
         if job.slot.resolve(Outcome::Cancelled(CancelReason::Caller)) {
             me.counts.cancelled.inc();
         } else {
             shared.ledger.late_results.inc();
         }
-    } else if !retryable || job.attempts >= shared.retry.max_attempts {
+    } else if !retryable
+        || job.attempts >= shared.retry.max_attempts
+        || !shared.may_retry_somewhere(&job)
+    {
         if dead_letter(shared, job) {
             me.counts.dead_lettered.inc();
         }

@@ -31,14 +31,17 @@ pub(crate) fn candidates<I, O>(
     has_ties: bool,
     only: Option<usize>,
     failed: u64,
+    same_group_fallback: bool,
 ) -> Route {
     let mut r = Route {
         idx: [0; MAX_GROUPS],
         len: 0,
     };
     if let Some(g) = only {
-        r.idx[0] = g as u8;
-        r.len = 1;
+        if same_group_fallback || failed & (1u64 << g) == 0 {
+            r.idx[0] = g as u8;
+            r.len = 1;
+        }
         return r;
     }
     let all = if groups.len() >= MAX_GROUPS {
@@ -46,9 +49,13 @@ pub(crate) fn candidates<I, O>(
     } else {
         (1u64 << groups.len()) - 1
     };
-    // Prefer groups that have not failed this request; if every group has,
-    // any may try again.
-    let exclude = if failed & all == all { 0 } else { failed };
+    // Skip groups that failed this request; if every group has, any may
+    // try again when the retry policy allows it.
+    let exclude = if failed & all == all && same_group_fallback {
+        0
+    } else {
+        failed
+    };
     for gi in 0..groups.len() {
         if exclude & (1u64 << gi) == 0 {
             r.idx[r.len] = gi as u8;

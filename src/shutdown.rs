@@ -130,8 +130,8 @@ pub(crate) fn run<I, O>(
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     report.workers_detached += 1;
-                    if let Some(slot) = w.shared.detach() {
-                        if slot.resolve(Outcome::Cancelled(CancelReason::Shutdown)) {
+                    if let Some(job) = w.shared.take_over(&g.healthy_workers) {
+                        if job.slot.resolve(Outcome::Cancelled(CancelReason::Shutdown)) {
                             report.cancelled_running += 1;
                         }
                     }
@@ -179,6 +179,7 @@ fn empty_stats() -> PoolStats {
         late_results_discarded: 0,
         dead_letter: Default::default(),
         latency: Default::default(),
+        health: crate::stats::HealthSummary::of(&[]),
         groups: Vec::new(),
     }
 }

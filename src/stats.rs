@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
 
+use crate::group::GroupStats;
 use crate::handle::Status;
 use crate::Priority;
 
@@ -323,27 +324,16 @@ pub struct WorkerStats {
     pub session_build_failures: u64,
     /// Panics caught inside the session.
     pub panics: u64,
+    /// Whether it has a working session and is not stuck.
+    pub healthy: bool,
+    /// Milliseconds since its last sign of life (a call started or ended).
+    pub heartbeat_age_ms: f64,
+    /// Milliseconds its current call has run, if it is in one.
+    pub busy_ms: Option<f64>,
     /// Event counts for requests this worker ran.
     pub counts: CountsSnapshot,
     /// This worker's latencies.
     pub latency: LatencySnapshot,
-}
-
-/// One device group's stats.
-#[derive(Debug, Clone, Serialize)]
-pub struct GroupStats {
-    /// Group name.
-    pub name: String,
-    /// Routing priority (1-10, higher first).
-    pub priority: u8,
-    /// Requests queued now, per level.
-    pub queue_depth: QueueDepth,
-    /// Event counts for this group.
-    pub counts: CountsSnapshot,
-    /// Latencies over the group's workers.
-    pub latency: LatencySnapshot,
-    /// Per worker.
-    pub workers: Vec<WorkerStats>,
 }
 
 /// The dead-letter queue's stats.
@@ -371,6 +361,56 @@ pub struct PoolStats {
     pub dead_letter: DeadLetterStats,
     /// Latencies over all workers.
     pub latency: LatencySnapshot,
+    /// Healthy, degraded or unhealthy, with reasons.
+    pub health: HealthSummary,
     /// Per group, in routing order.
     pub groups: Vec<GroupStats>,
+}
+
+/// The pool's health in one word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Every group healthy with its breaker closed.
+    Healthy,
+    /// Some group cannot take work, but another can.
+    Degraded,
+    /// No group can take work.
+    Unhealthy,
+}
+
+/// The pool's health and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthSummary {
+    /// The verdict.
+    pub status: Health,
+    /// One line per group that is not fully well.
+    pub reasons: Vec<String>,
+}
+
+impl HealthSummary {
+    pub(crate) fn of(groups: &[GroupStats]) -> Self {
+        let mut reasons = Vec::new();
+        let mut usable = 0;
+        for g in groups {
+            let open = g.breaker.state != crate::breaker::BreakerState::Closed;
+            if !g.healthy {
+                reasons.push(format!("group `{}`: no healthy worker", g.name));
+            }
+            if open {
+                reasons.push(format!("group `{}`: breaker {:?}", g.name, g.breaker.state));
+            }
+            if g.healthy && g.breaker.state != crate::breaker::BreakerState::Open {
+                usable += 1;
+            }
+        }
+        let status = if reasons.is_empty() {
+            Health::Healthy
+        } else if usable > 0 {
+            Health::Degraded
+        } else {
+            Health::Unhealthy
+        };
+        Self { status, reasons }
+    }
 }

@@ -1,18 +1,33 @@
-//! The pool's one background thread. Today it keeps the retry timer: failed
-//! attempts wait here for their backoff, never on a worker, and are then
-//! re-routed. It sleeps until the next retry is due or a message arrives, so
-//! an idle pool's supervisor uses no CPU.
+//! The pool's one background thread.
+//!
+//! - The retry timer: failed attempts wait here for their backoff, never on a
+//!   worker, and are then re-routed.
+//! - Health: every `health_check_interval` it reads each worker's heartbeat.
+//!   A call running past its group's `call_timeout` is stuck: the worker is
+//!   taken over (see `worker::WorkerShared::take_over_stuck`), its request
+//!   fails over like any failed attempt (to another group first), and a fresh
+//!   worker with a fresh session takes its place and core. The stuck thread
+//!   is left to end on its own; its late result is discarded and counted.
+//!   (A group with no healthy worker is skipped by the router: see
+//!   `Group::healthy_workers`.)
+//!
+//! It sleeps until the next retry or check is due, so it costs an idle pool
+//! one short wake-up per check interval.
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use crate::group;
 use crate::handle::Outcome;
 use crate::pool::Shared;
 use crate::request::Job;
+use crate::retry;
+use crate::session::SessionError;
 
 /// Messages to the supervisor.
 pub(crate) enum Msg<I, O> {
@@ -51,7 +66,7 @@ impl<I, O> Ord for Pending<I, O> {
 }
 
 /// Runs until told to stop; returns the retries that were still waiting.
-pub(crate) fn run<I: Send + 'static, O: Send + 'static>(
+pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(
     shared: Arc<Shared<I, O>>,
     rx: Receiver<Msg<I, O>>,
 ) -> Vec<Job<I, O>> {
@@ -61,17 +76,20 @@ pub(crate) fn run<I: Send + 'static, O: Send + 'static>(
         seq += 1;
         heap.push(Pending { due, seq, job });
     };
+    let mut next_check = Instant::now() + shared.health_interval;
     loop {
-        let msg = match heap.peek() {
-            Some(p) => rx.recv_deadline(p.due),
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
+        let wake = heap.peek().map_or(next_check, |p| p.due.min(next_check));
+        let msg = rx.recv_deadline(wake);
         match msg {
             Ok(Msg::Retry(due, job)) => push(&mut heap, due, job),
             Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {}
         }
         let now = Instant::now();
+        if now >= next_check {
+            check_health(&shared);
+            next_check = now + shared.health_interval;
+        }
         let mut still_full = Vec::new();
         while heap.peek().is_some_and(|p| p.due <= now) {
             let Some(Pending { job, .. }) = heap.pop() else {
@@ -98,4 +116,58 @@ pub(crate) fn run<I: Send + 'static, O: Send + 'static>(
         Msg::Stop => None,
     }));
     left
+}
+
+/// Finds stuck calls, fails their requests over, replaces their workers,
+/// and refreshes each group's health flag.
+fn check_health<I: Send + Sync + 'static, O: Send + 'static>(shared: &Arc<Shared<I, O>>) {
+    let now = shared.clock_nanos();
+    for (gi, g) in shared.groups.iter().enumerate() {
+        let timeout = u64::try_from(g.config.call_timeout.as_nanos()).unwrap_or(u64::MAX);
+        let mut workers = g.workers.lock();
+        for pos in 0..workers.len() {
+            let since = workers[pos].shared.busy_since.load(Ordering::Acquire);
+            if since == 0 || now.saturating_sub(since) <= timeout {
+                continue;
+            }
+            let Some(job) = workers[pos]
+                .shared
+                .take_over_stuck(since, &g.healthy_workers)
+            else {
+                continue;
+            };
+            g.stuck_calls.inc();
+            log::warn!(
+                "group `{}` worker {}: call running over {:?}; failing its request over and replacing the worker",
+                g.name,
+                workers[pos].shared.index,
+                g.config.call_timeout
+            );
+            let index = workers.iter().map(|w| w.shared.index).max().unwrap_or(0)
+                + g.retired.lock().len()
+                + 1;
+            let core = workers[pos].shared.core;
+            let mut old = match group::spawn_worker(shared, gi, index, core, None) {
+                Ok(fresh) => std::mem::replace(&mut workers[pos], fresh),
+                Err(e) => {
+                    log::error!(
+                        "group `{}`: could not spawn a replacement worker: {e}",
+                        g.name
+                    );
+                    workers.remove(pos)
+                }
+            };
+            old.shared.stop.store(true, Ordering::Release);
+            drop(old.control.take());
+            let error = SessionError::transient(format!(
+                "call exceeded the group's call_timeout of {:?}",
+                g.config.call_timeout
+            ));
+            retry::failed_attempt(shared, gi, &old.shared, job, error);
+            g.retired.lock().push(old.shared);
+            // The thread is not joined: it may never return.
+            drop(old.thread.take());
+            break; // `workers` changed; the next check looks again.
+        }
+    }
 }

@@ -9,14 +9,14 @@
 //! rebuilds the session, since a session that panicked may be broken.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
-use crate::handle::{Outcome, Slot};
+use crate::handle::Outcome;
 use crate::pinning;
 use crate::pool::Shared;
 use crate::queue::Receiving;
@@ -27,7 +27,7 @@ use crate::stats::{Counter, Counts, Latencies, WorkerStats};
 
 /// What a worker shares with the rest of the pool: its identity, its
 /// counters, its stop flag and the request it is running.
-pub(crate) struct WorkerShared<O> {
+pub(crate) struct WorkerShared<I, O> {
     pub index: usize,
     pub core: Option<core_affinity::CoreId>,
     pub pinned: AtomicBool,
@@ -37,13 +37,20 @@ pub(crate) struct WorkerShared<O> {
     pub session_builds: Counter,
     pub build_failures: Counter,
     pub panics: Counter,
-    /// The request being run, so shutdown can resolve a call that never returns.
-    current: Mutex<Current<O>>,
-    /// Nanoseconds since the pool's epoch at which the current call started; 0 when idle.
+    /// The request being run, so a stuck call can be taken over.
+    current: Mutex<Current<I, O>>,
+    /// Clock nanoseconds since the pool's epoch at which the current call
+    /// started; 0 when idle. The heartbeat the supervisor reads.
     pub busy_since: AtomicU64,
+    /// Clock nanoseconds of the worker's last sign of life (a call started
+    /// or ended, or its session built).
+    pub heartbeat: AtomicU64,
+    /// False while the worker has no working session (building, or its
+    /// builds fail), or once it is taken over.
+    pub healthy: AtomicBool,
 }
 
-impl<O> WorkerShared<O> {
+impl<I, O> WorkerShared<I, O> {
     pub(crate) fn new(index: usize, core: Option<core_affinity::CoreId>) -> Self {
         Self {
             index,
@@ -56,38 +63,89 @@ impl<O> WorkerShared<O> {
             build_failures: Counter::default(),
             panics: Counter::default(),
             current: Mutex::new(Current {
-                slot: None,
-                detached: false,
+                job: None,
+                taken_over: false,
             }),
             busy_since: AtomicU64::new(0),
+            heartbeat: AtomicU64::new(0),
+            healthy: AtomicBool::new(false),
         }
     }
 
     /// Records the request this worker starts running. False if the worker
-    /// was detached by shutdown: it must not run the request.
-    fn begin(&self, slot: &Arc<Slot<O>>) -> bool {
+    /// was taken over: it must not run the request.
+    fn begin(&self, job: &Job<I, O>) -> bool {
         let mut cur = self.current.lock();
-        if cur.detached {
+        if cur.taken_over {
             return false;
         }
-        cur.slot = Some(Arc::clone(slot));
+        cur.job = Some(job.clone());
         true
     }
 
-    fn end(&self) {
-        self.current.lock().slot = None;
-    }
-
-    /// Marks the worker detached and returns the request it is running, so
-    /// shutdown can resolve it; the worker will start no other.
-    pub(crate) fn detach(&self) -> Option<Arc<Slot<O>>> {
+    /// Clears the running request; true if the worker was taken over
+    /// meanwhile (its request now belongs to someone else).
+    fn end(&self) -> bool {
         let mut cur = self.current.lock();
-        cur.detached = true;
-        cur.slot.take()
+        cur.job = None;
+        cur.taken_over
     }
 
-    pub(crate) fn stats(&self) -> WorkerStats {
+    /// Takes over the worker (shutdown giving up on it, or the supervisor
+    /// replacing it as stuck): returns the request it is running, which the
+    /// caller now answers for. The worker starts no other request and
+    /// treats the result of its current call as late.
+    pub(crate) fn take_over(&self, healthy_workers: &AtomicUsize) -> Option<Job<I, O>> {
+        let mut cur = self.current.lock();
+        cur.taken_over = true;
+        self.set_healthy(false, healthy_workers);
+        cur.job.take()
+    }
+
+    /// Sets this worker's health and keeps its group's count of healthy
+    /// workers in step (only a change moves the count).
+    pub(crate) fn set_healthy(&self, healthy: bool, healthy_workers: &AtomicUsize) {
+        if self.healthy.swap(healthy, Ordering::AcqRel) != healthy {
+            if healthy {
+                healthy_workers.fetch_add(1, Ordering::AcqRel);
+            } else {
+                healthy_workers.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// Takes over the worker only if the call that started at `started`
+    /// (clock nanoseconds) is still running: how the supervisor replaces a
+    /// stuck worker without touching one whose call just ended.
+    pub(crate) fn take_over_stuck(
+        &self,
+        started: u64,
+        healthy_workers: &AtomicUsize,
+    ) -> Option<Job<I, O>> {
+        let mut cur = self.current.lock();
+        if cur.job.is_none() || self.busy_since.load(Ordering::Acquire) != started {
+            return None;
+        }
+        cur.taken_over = true;
+        self.set_healthy(false, healthy_workers);
+        cur.job.take()
+    }
+
+    fn set_healthy_unless_taken_over(&self, healthy_workers: &AtomicUsize) {
+        let cur = self.current.lock();
+        if !cur.taken_over {
+            self.set_healthy(true, healthy_workers);
+        }
+    }
+
+    /// This worker's stats; `now` in clock nanoseconds since the pool's epoch.
+    pub(crate) fn stats(&self, now: u64) -> WorkerStats {
+        let ms = |since: u64| now.saturating_sub(since) as f64 / 1e6;
+        let busy = self.busy_since.load(Ordering::Relaxed);
         WorkerStats {
+            healthy: self.healthy.load(Ordering::Relaxed),
+            heartbeat_age_ms: ms(self.heartbeat.load(Ordering::Relaxed)),
+            busy_ms: (busy != 0).then(|| ms(busy)),
             index: self.index,
             core: self.core.map(|c| c.id),
             pinned: self.pinned.load(Ordering::Relaxed),
@@ -100,28 +158,30 @@ impl<O> WorkerShared<O> {
     }
 }
 
-/// The request a worker is running, and whether shutdown gave up on the
-/// worker. Both sit under one lock so that shutdown either sees the request
-/// (and resolves it) or the worker sees `detached` (and resolves it itself):
-/// never neither.
-struct Current<O> {
-    slot: Option<Arc<Slot<O>>>,
-    detached: bool,
+/// The request a worker is running, and whether it was taken over. Both sit
+/// under one lock, so a take-over either finds the request (and answers for
+/// it) or the worker sees `taken_over` before starting it (and does not run
+/// it): never neither, never both.
+struct Current<I, O> {
+    job: Option<Job<I, O>>,
+    taken_over: bool,
 }
 
 /// Everything a worker thread starts with.
 pub(crate) struct WorkerStart<I, O> {
     pub shared: Arc<Shared<I, O>>,
     pub group: usize,
-    pub me: Arc<WorkerShared<O>>,
+    pub me: Arc<WorkerShared<I, O>>,
     pub control: Receiver<()>,
-    /// Told once (with the group and worker index) whether the first session was built.
-    pub ready: Sender<(usize, usize, Result<(), SessionError>)>,
+    /// Told once (with the group and worker index) whether the first
+    /// session was built; `None` for a replacement worker, which keeps
+    /// trying to build its session instead of giving up.
+    pub ready: Option<Sender<(usize, usize, Result<(), SessionError>)>>,
     /// Dropped when the thread exits, so shutdown can wait with a deadline.
     pub _exited: Sender<()>,
 }
 
-pub(crate) fn run<I: Send + 'static, O: Send + 'static>(start: WorkerStart<I, O>) {
+pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(start: WorkerStart<I, O>) {
     let WorkerStart {
         shared,
         group: gi,
@@ -143,17 +203,16 @@ pub(crate) fn run<I: Send + 'static, O: Send + 'static>(start: WorkerStart<I, O>
         }
     }
     let group = &shared.groups[gi];
-    let mut session = match build_session(&shared, gi, &me) {
-        Ok(s) => {
-            let _ = ready.send((gi, me.index, Ok(())));
-            s
+    let first = match ready {
+        Some(ready) => {
+            let built = build_session(&shared, gi, &me);
+            let report = built.as_ref().map(|_| ()).map_err(Clone::clone);
+            let _ = ready.send((gi, me.index, report));
+            built.ok()
         }
-        Err(e) => {
-            let _ = ready.send((gi, me.index, Err(e)));
-            return;
-        }
+        None => rebuild_session(&shared, gi, &me),
     };
-    drop(ready);
+    let Some(mut session) = first else { return };
 
     let mut rx = Receiving::new(
         group.levels.receivers(),
@@ -161,25 +220,36 @@ pub(crate) fn run<I: Send + 'static, O: Send + 'static>(start: WorkerStart<I, O>
         group.config.spin_before_park,
     );
     while let Some(job) = rx.take(&me.stop) {
-        if let Err(Panicked) = run_job(&shared, gi, &me, session.as_mut(), job) {
-            // The old session may be broken: drop it (a panicking drop is
-            // contained too) and build a fresh one before taking more work.
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(session)));
-            match rebuild_session(&shared, gi, &me) {
-                Some(s) => session = s,
-                None => return,
+        match run_job(&shared, gi, &me, session.as_mut(), job) {
+            Next::Continue => {}
+            Next::TakenOver => return,
+            Next::Rebuild => {
+                // The old session may be broken: drop it (a panicking drop is
+                // contained too) and build a fresh one before taking more work.
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(session)));
+                match rebuild_session(&shared, gi, &me) {
+                    Some(s) => session = s,
+                    None => return,
+                }
             }
         }
     }
 }
 
-struct Panicked;
+/// What the worker does after a request.
+enum Next {
+    Continue,
+    /// The session panicked: rebuild it.
+    Rebuild,
+    /// The worker was taken over while in the call: exit.
+    TakenOver,
+}
 
 /// Builds and warms a session, containing panics in the factory.
-fn build_session<I: 'static, O: 'static>(
+fn build_session<I: Send + Sync + 'static, O: Send + 'static>(
     shared: &Shared<I, O>,
     gi: usize,
-    me: &WorkerShared<O>,
+    me: &WorkerShared<I, O>,
 ) -> Result<Box<dyn Session<I, O>>, SessionError> {
     let group = &shared.groups[gi];
     let info = WorkerInfo {
@@ -197,9 +267,16 @@ fn build_session<I: 'static, O: 'static>(
     }));
     let result = built.unwrap_or_else(|p| Err(SessionError::from_panic(&*p)));
     match &result {
-        Ok(_) => me.session_builds.inc(),
+        Ok(_) => {
+            me.session_builds.inc();
+            me.heartbeat.store(shared.clock_nanos(), Ordering::Relaxed);
+            // Under the take-over lock, so a worker taken over meanwhile
+            // does not count itself healthy again.
+            me.set_healthy_unless_taken_over(&group.healthy_workers);
+        }
         Err(e) => {
             me.build_failures.inc();
+            me.set_healthy(false, &group.healthy_workers);
             log::warn!(
                 "group `{}` worker {}: session build failed: {e}",
                 group.name,
@@ -210,13 +287,13 @@ fn build_session<I: 'static, O: 'static>(
     result
 }
 
-/// Rebuilds a session after a panic, backing off between failed builds.
-/// `None` if the worker was told to stop first.
+/// Builds a session, backing off between failed builds. `None` if the
+/// worker was told to stop first.
 #[cold]
-fn rebuild_session<I: 'static, O: 'static>(
+fn rebuild_session<I: Send + Sync + 'static, O: Send + 'static>(
     shared: &Shared<I, O>,
     gi: usize,
-    me: &WorkerShared<O>,
+    me: &WorkerShared<I, O>,
 ) -> Option<Box<dyn Session<I, O>>> {
     let mut failures = 0u32;
     loop {
@@ -235,13 +312,14 @@ fn rebuild_session<I: 'static, O: 'static>(
 }
 
 /// Runs one request to an outcome (or a scheduled retry).
-fn run_job<I: Send + 'static, O: Send + 'static>(
+fn run_job<I: Send + Sync + 'static, O: Send + 'static>(
     shared: &Shared<I, O>,
     gi: usize,
-    me: &WorkerShared<O>,
+    me: &WorkerShared<I, O>,
     session: &mut dyn Session<I, O>,
     mut job: Job<I, O>,
-) -> Result<(), Panicked> {
+) -> Next {
+    let group = &shared.groups[gi];
     let taken = Instant::now();
     if job.is_expired(taken) {
         if job.slot.resolve_queued(Outcome::Expired) {
@@ -249,23 +327,28 @@ fn run_job<I: Send + 'static, O: Send + 'static>(
         } else {
             me.counts.cancelled.inc();
         }
-        return Ok(());
+        group.breaker.release_probe(job.probe);
+        return Next::Continue;
     }
     if !job.slot.start() {
         // Cancelled while queued: already resolved and counted by the canceller.
         me.counts.cancelled.inc();
-        return Ok(());
+        group.breaker.release_probe(job.probe);
+        return Next::Continue;
     }
-    if !me.begin(&job.slot) {
-        job.slot
-            .resolve(Outcome::Cancelled(crate::handle::CancelReason::Shutdown));
-        me.counts.cancelled.inc();
-        return Ok(());
+    if !me.begin(&job) {
+        // Taken over between calls: this request is not ours to run. It goes
+        // back to be routed again (or is cancelled if the pool is stopping).
+        if job.slot.requeue() {
+            shared.schedule_retry(taken, job);
+        }
+        return Next::TakenOver;
     }
-    me.counts.started.inc();
     job.attempts += 1;
-    me.busy_since
-        .store(shared.epoch_nanos(taken), Ordering::Release);
+    me.counts.started.inc();
+    let started = shared.clock_nanos();
+    me.busy_since.store(started, Ordering::Release);
+    me.heartbeat.store(started, Ordering::Relaxed);
 
     let ctx = RunContext {
         cancel: job.slot.cancel_flag(),
@@ -277,38 +360,49 @@ fn run_job<I: Send + 'static, O: Send + 'static>(
     let done = Instant::now();
 
     me.busy_since.store(0, Ordering::Release);
-    me.end();
+    me.heartbeat.store(shared.clock_nanos(), Ordering::Relaxed);
+    let taken_over = me.end();
     let queue_wait = taken.saturating_duration_since(job.enqueued);
     let service = done - taken;
 
-    match result {
+    let (error, next) = match result {
         Ok(Ok(output)) => {
             me.latency
                 .record(queue_wait, service, Some(done - job.submitted));
+            // Whichever attempt finishes first answers the request; a
+            // taken-over call may still be the first.
             if job.slot.resolve(Outcome::Completed(output)) {
                 me.counts.completed.inc();
+                group.breaker.record_success(job.probe);
             } else {
                 shared.ledger.late_results.inc();
             }
-            Ok(())
+            return if taken_over {
+                Next::TakenOver
+            } else {
+                Next::Continue
+            };
         }
-        Ok(Err(error)) => {
-            me.latency.record(queue_wait, service, None);
-            retry::failed_attempt(shared, gi, me, job, error);
-            Ok(())
-        }
+        Ok(Err(error)) => (error, Next::Continue),
         Err(payload) => {
-            me.latency.record(queue_wait, service, None);
             me.panics.inc();
             let error = SessionError::from_panic(&*payload);
             log::warn!(
                 "group `{}` worker {}: session panicked: {}",
-                shared.groups[gi].name,
+                group.name,
                 me.index,
                 error.message()
             );
-            retry::failed_attempt(shared, gi, me, job, error);
-            Err(Panicked)
+            (error, Next::Rebuild)
         }
+    };
+    me.latency.record(queue_wait, service, None);
+    if taken_over {
+        // Someone else answers for this request now.
+        me.counts.failed_attempts.inc();
+        shared.ledger.late_results.inc();
+        return Next::TakenOver;
     }
+    retry::failed_attempt(shared, gi, me, job, error);
+    next
 }

@@ -26,6 +26,7 @@ fn flaky_pool(
             initial_backoff: Duration::from_micros(100),
             multiplier: 2.0,
             max_backoff: Duration::from_millis(5),
+            ..Default::default()
         })
         .dead_letter(DeadLetterConfig {
             capacity: dlq_capacity,
@@ -77,7 +78,7 @@ fn exhausted_request_is_dead_lettered_intact_and_replayable() {
     // In the queue before the handle saw the failure, input intact.
     assert_eq!(pool.dead_letters().len(), 1);
     pool.dead_letters().inspect(|l| {
-        assert_eq!(l.input, input);
+        assert_eq!(*l.input, input);
         assert_eq!(l.priority, accelpool::Priority::High);
         assert_eq!(l.errors.len(), 3);
         assert!(l.submitted_at <= l.dead_lettered_at);

@@ -12,8 +12,8 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use accelpool::{
-    GroupConfig, Pool, Priority, Request, RetryPolicy, RunContext, Session, SessionError,
-    SubmitError, TaskError, TaskHandle, WorkerInfo,
+    BreakerConfig, GroupConfig, Pool, Priority, Request, RetryPolicy, RunContext, Session,
+    SessionError, SubmitError, TaskError, TaskHandle, WorkerInfo,
 };
 use common::{assert_accounting, quiet_injected_panics};
 
@@ -59,6 +59,17 @@ impl Session<u64, u64> for Chaos {
     }
 }
 
+/// Breakers that open after a few failures and recover within a round,
+/// so rounds pass through every breaker state.
+fn quick_breaker() -> BreakerConfig {
+    BreakerConfig {
+        failure_threshold: 3,
+        recovery_timeout: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(4),
+        ..Default::default()
+    }
+}
+
 #[derive(Default, Debug)]
 struct Tally {
     completed: u64,
@@ -67,6 +78,7 @@ struct Tally {
     expired: u64,
     refused: u64,
     swept: u64,
+    breaker_transitions: u64,
 }
 
 fn round(seed: u64, shutdown_after: Duration, drain: Duration) -> Tally {
@@ -79,6 +91,7 @@ fn round(seed: u64, shutdown_after: Duration, drain: Duration) -> Tally {
                 initial_backoff: Duration::from_micros(50),
                 multiplier: 2.0,
                 max_backoff: Duration::from_millis(1),
+                ..Default::default()
             })
             .group(
                 GroupConfig::new("fast")
@@ -93,7 +106,8 @@ fn round(seed: u64, shutdown_after: Duration, drain: Duration) -> Tally {
                     .priority(3)
                     .workers(1)
                     .capacity(4)
-                    .spin_before_park(Duration::ZERO),
+                    .spin_before_park(Duration::ZERO)
+                    .breaker(quick_breaker()),
                 |_: &WorkerInfo| Ok(Chaos),
             )
             .build()
@@ -135,7 +149,8 @@ fn round(seed: u64, shutdown_after: Duration, drain: Duration) -> Tally {
                             let back = match &e {
                                 SubmitError::Full(_)
                                 | SubmitError::Timeout(_)
-                                | SubmitError::Closed(_) => e.into_request(),
+                                | SubmitError::Closed(_)
+                                | SubmitError::Unavailable(_) => e.into_request(),
                                 other => panic!("unexpected refusal: {other}"),
                             };
                             assert_eq!(back.into_input(), input);
@@ -195,22 +210,38 @@ fn round(seed: u64, shutdown_after: Duration, drain: Duration) -> Tally {
         SUBMITTERS as u64 * PER_SUBMITTER,
         "every submission is accepted or handed back"
     );
-    // Outcomes are final once shutdown returns. Attempt counters may still
-    // grow only if a worker was detached mid-call and finished afterwards.
+    // Admissions and outcomes are final once shutdown returns. Refusals
+    // still grow (submitters go on and are refused as closed), and attempt
+    // counters may grow if a worker was detached mid-call and ended later.
     let r = report.stats.counts;
     assert_eq!(
-        (r.accepted, r.rejected, r.completed, r.dead_lettered, r.cancelled, r.expired),
-        (c.accepted, c.rejected, c.completed, c.dead_lettered, c.cancelled, c.expired),
+        (
+            r.accepted,
+            r.completed,
+            r.dead_lettered,
+            r.cancelled,
+            r.expired
+        ),
+        (
+            c.accepted,
+            c.completed,
+            c.dead_lettered,
+            c.cancelled,
+            c.expired
+        ),
         "the report holds the final outcome counts"
     );
     if report.workers_detached == 0 {
-        assert_eq!(r, c, "with every worker joined, nothing changes after shutdown");
+        assert_eq!(
+            (r.started, r.failed_attempts),
+            (c.started, c.failed_attempts)
+        );
     }
     // Every dead-lettered request is in the dead-letter queue, input intact.
     let mut letters = HashMap::new();
     pool.dead_letters().inspect(|l| {
         assert!(!l.errors.is_empty());
-        letters.insert(l.id, l.input);
+        letters.insert(l.id, *l.input);
     });
     assert_eq!(
         letters, dead,
@@ -220,6 +251,11 @@ fn round(seed: u64, shutdown_after: Duration, drain: Duration) -> Tally {
     let err = pool.try_submit(Request::new(7)).unwrap_err();
     assert!(matches!(err, SubmitError::Closed(_)));
     tally.swept = report.cancelled_queued;
+    tally.breaker_transitions = stats
+        .groups
+        .iter()
+        .map(|g| g.breaker.transitions.len() as u64)
+        .sum();
     tally
 }
 
@@ -244,6 +280,7 @@ fn every_request_resolves_exactly_once_under_faults_and_shutdown() {
         total.expired += t.expired;
         total.refused += t.refused;
         total.swept += t.swept;
+        total.breaker_transitions += t.breaker_transitions;
     }
     // The rounds must have exercised every outcome, or they prove little.
     assert!(
