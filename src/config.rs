@@ -111,6 +111,42 @@ pub struct GroupConfig {
     /// The group's circuit breaker.
     #[serde(default)]
     pub breaker: BreakerConfig,
+    /// Where the group's sessions come from when the pool is built from
+    /// configuration alone (otherwise the builder is given a factory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<BackendConfig>,
+}
+
+/// A group's backend, as written in YAML:
+///
+/// ```yaml
+/// backend:
+///   openvino:
+///     model: models/tiny/tiny.onnx
+///     device: CPU
+/// ```
+///
+/// Exactly one backend is set.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// Run the group's model through OpenVINO.
+    #[cfg(feature = "openvino")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openvino: Option<crate::openvino::OpenVinoConfig>,
+}
+
+impl BackendConfig {
+    fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        #[cfg(feature = "openvino")]
+        if self.openvino.is_some() {
+            return Ok(());
+        }
+        Err(ConfigError::new(
+            path,
+            "names no backend; set `openvino:` (the only backend this build has)",
+        ))
+    }
 }
 
 impl GroupConfig {
@@ -126,6 +162,7 @@ impl GroupConfig {
             pin: defaults::pin(),
             call_timeout: defaults::call_timeout(),
             breaker: BreakerConfig::default(),
+            backend: None,
         }
     }
 
@@ -209,6 +246,9 @@ impl GroupConfig {
             ));
         }
         self.breaker.validate(&format!("{path}.breaker"))?;
+        if let Some(b) = &self.backend {
+            b.validate(&format!("{path}.backend"))?;
+        }
         for p in Priority::ALL {
             if self.capacity.of(p) == 0 {
                 return Err(ConfigError::new(
@@ -357,6 +397,51 @@ impl Default for PoolConfig {
 }
 
 impl PoolConfig {
+    /// Reads and validates a YAML configuration. Unknown fields are refused;
+    /// the error names the field path (`groups[1].priority`).
+    ///
+    /// ```
+    /// use accelpool::PoolConfig;
+    /// let cfg = PoolConfig::from_yaml("groups:\n  - name: cpu\n    workers: 2\n").unwrap();
+    /// assert_eq!(cfg.groups[0].workers, 2);
+    /// let err = PoolConfig::from_yaml("groups:\n  - name: cpu\n    priority: 12\n").unwrap_err();
+    /// assert_eq!(err.to_string(), "groups[0].priority: 12 is outside 1..=10");
+    /// let err = PoolConfig::from_yaml("groups:\n  - name: cpu\n    wokers: 2\n").unwrap_err();
+    /// assert_eq!(err.field, "groups[0].wokers");
+    /// assert!(err.message.contains("unknown field `wokers`"));
+    /// ```
+    pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let cfg: PoolConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." {
+                "(top level)".to_owned()
+            } else {
+                path
+            };
+            // The parser starts its message with its own path: say it once.
+            let message = e.into_inner().to_string();
+            let message = match message.split_once(": ") {
+                Some((head, rest)) if !head.contains(' ') => rest.to_owned(),
+                _ => message,
+            };
+            ConfigError::new(field, message)
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads and validates a YAML file.
+    pub fn from_yaml_file(path: impl AsRef<std::path::Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(path.display().to_string(), format!("cannot read: {e}"))
+        })?;
+        Self::from_yaml(&text).map_err(|e| {
+            ConfigError::new(e.field, format!("{} (in {})", e.message, path.display()))
+        })
+    }
+
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.retry.validate()?;

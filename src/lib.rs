@@ -64,8 +64,8 @@ pub use breaker::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    ConfigError, DeadLetterConfig, GroupConfig, LevelCapacity, OverflowPolicy, PoolConfig,
-    RetryPolicy,
+    BackendConfig, ConfigError, DeadLetterConfig, GroupConfig, LevelCapacity, OverflowPolicy,
+    PoolConfig, RetryPolicy,
 };
 pub use dlq::{DeadLetter, DeadLetterQueue};
 pub use error::{BuildError, InputError, ReplayError, SubmitError};

@@ -699,6 +699,12 @@ impl<I: Send + Sync + 'static, O: Send + 'static> PoolBuilder<I, O> {
         self
     }
 
+    /// Sets how often the supervisor checks health and stuck calls.
+    pub fn health_check_interval(mut self, every: Duration) -> Self {
+        self.config.health_check_interval = every;
+        self
+    }
+
     /// Sets the dead-letter queue's bounds.
     pub fn dead_letter(mut self, config: DeadLetterConfig) -> Self {
         self.config.dead_letter = config;

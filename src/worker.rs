@@ -176,7 +176,7 @@ pub(crate) struct WorkerStart<I, O> {
     /// Told once (with the group and worker index) whether the first
     /// session was built; `None` for a replacement worker, which keeps
     /// trying to build its session instead of giving up.
-    pub ready: Option<Sender<(usize, usize, Result<(), SessionError>)>>,
+    pub ready: Option<crate::group::ReadyTx>,
     /// Dropped when the thread exits, so shutdown can wait with a deadline.
     pub _exited: Sender<()>,
 }
@@ -336,15 +336,17 @@ fn run_job<I: Send + Sync + 'static, O: Send + 'static>(
         group.breaker.release_probe(job.probe);
         return Next::Continue;
     }
+    // The copy `begin` keeps for a take-over must carry this attempt's number.
+    job.attempts += 1;
     if !me.begin(&job) {
         // Taken over between calls: this request is not ours to run. It goes
         // back to be routed again (or is cancelled if the pool is stopping).
+        job.attempts -= 1;
         if job.slot.requeue() {
             shared.schedule_retry(taken, job);
         }
         return Next::TakenOver;
     }
-    job.attempts += 1;
     me.counts.started.inc();
     let started = shared.clock_nanos();
     me.busy_since.store(started, Ordering::Release);
@@ -369,11 +371,13 @@ fn run_job<I: Send + Sync + 'static, O: Send + 'static>(
         Ok(Ok(output)) => {
             me.latency
                 .record(queue_wait, service, Some(done - job.submitted));
+            // The breaker hears of the success before the caller does, so a
+            // caller that sees its result also sees the breaker it moved.
+            group.breaker.record_success(job.probe);
             // Whichever attempt finishes first answers the request; a
             // taken-over call may still be the first.
             if job.slot.resolve(Outcome::Completed(output)) {
                 me.counts.completed.inc();
-                group.breaker.record_success(job.probe);
             } else {
                 shared.ledger.late_results.inc();
             }
