@@ -10,6 +10,12 @@ use parking_lot::Mutex;
 pub trait Clock: Send + Sync + 'static {
     /// Now.
     fn now(&self) -> Instant;
+
+    /// True only for [`SystemClock`]: lets the runtime reuse instants it
+    /// read itself instead of asking the clock again.
+    fn is_system(&self) -> bool {
+        false
+    }
 }
 
 /// The real clock.
@@ -20,6 +26,10 @@ impl Clock for SystemClock {
     #[inline]
     fn now(&self) -> Instant {
         Instant::now()
+    }
+
+    fn is_system(&self) -> bool {
+        true
     }
 }
 

@@ -496,6 +496,6 @@ mod defaults {
         Duration::from_secs(30)
     }
     pub fn health_interval() -> Duration {
-        Duration::from_millis(10)
+        Duration::from_millis(50)
     }
 }

@@ -319,13 +319,34 @@ impl<O> TaskHandle<O> {
             .resolve_queued(Outcome::Cancelled(CancelReason::Caller))
     }
 
+    /// Spins for a few microseconds while the request is unfinished, so a
+    /// result that is about to arrive is taken without parking.
+    #[inline]
+    fn spin_until_finished(&self) {
+        const SPIN: Duration = Duration::from_micros(5);
+        let until = Instant::now() + SPIN;
+        let mut i: u32 = 0;
+        while !self.slot.status().is_terminal() {
+            i = i.wrapping_add(1);
+            if i % 16 == 0 && Instant::now() >= until {
+                return;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
     /// Takes the result if the request finished, without blocking.
     pub fn try_get(&mut self) -> Option<Result<O, TaskError>> {
         Slot::take(&mut self.slot.cell.lock())
     }
 
     /// Blocks until the request finishes and returns its result.
+    ///
+    /// It spins briefly (as a channel receive does) before it parks, so a
+    /// result that arrives within microseconds is taken without a kernel
+    /// round trip.
     pub fn wait(self) -> Result<O, TaskError> {
+        self.spin_until_finished();
         let mut cell = self.slot.cell.lock();
         loop {
             if let Some(r) = Slot::take(&mut cell) {
@@ -342,6 +363,7 @@ impl<O> TaskHandle<O> {
 
     /// Blocks until `deadline`; `None` if the request has not finished by then.
     pub fn wait_deadline(&mut self, deadline: Instant) -> Option<Result<O, TaskError>> {
+        self.spin_until_finished();
         let mut cell = self.slot.cell.lock();
         loop {
             if let Some(r) = Slot::take(&mut cell) {

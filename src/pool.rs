@@ -44,6 +44,8 @@ pub(crate) struct Shared<I, O> {
     pub retry: RetryPolicy,
     pub health_interval: Duration,
     pub clock: Arc<dyn Clock>,
+    /// True when `clock` is the real clock.
+    system_clock: bool,
     epoch: Instant,
     pub closed: AtomicBool,
     pub entering: CachePadded<AtomicUsize>,
@@ -68,14 +70,26 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Shared<I, O> {
     /// The clock's nanoseconds since the pool started (never 0, which
     /// means idle where it is stored).
     pub(crate) fn clock_nanos(&self) -> u64 {
-        u64::try_from(
-            self.clock
-                .now()
-                .saturating_duration_since(self.epoch)
-                .as_nanos(),
-        )
-        .unwrap_or(u64::MAX)
-        .max(1)
+        self.nanos_since_epoch(self.clock.now())
+    }
+
+    /// Like [`Shared::clock_nanos`], given the real instant the caller has
+    /// just read: with the system clock that instant is used as is (no
+    /// second read on the worker's hot path).
+    #[inline]
+    pub(crate) fn clock_nanos_at(&self, real_now: Instant) -> u64 {
+        if self.system_clock {
+            self.nanos_since_epoch(real_now)
+        } else {
+            self.clock_nanos()
+        }
+    }
+
+    #[inline]
+    fn nanos_since_epoch(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.epoch).as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1)
     }
 
     /// Whether a failed request has a group to go to: one that has not
@@ -479,7 +493,6 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
             only_group,
             failed_groups: 0,
             submitted: now,
-            submitted_at: SystemTime::now(),
             enqueued: now,
             attempts: 0,
             errors: Vec::new(),
@@ -784,6 +797,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> PoolBuilder<I, O> {
             dlq: DeadLetterQueue::new(config.dead_letter.clone(), on_overflow),
             retry: config.retry.clone(),
             health_interval: config.health_check_interval,
+            system_clock: clock.is_system(),
             epoch: clock.now(),
             clock,
             closed: AtomicBool::new(false),

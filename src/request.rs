@@ -2,7 +2,7 @@
 //! through queues, retries and the dead-letter queue.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::handle::{AttemptError, Slot};
 use crate::Priority;
@@ -99,7 +99,6 @@ pub(crate) struct Job<I, O> {
     /// Groups that already failed it (bit per group index).
     pub failed_groups: u64,
     pub submitted: Instant,
-    pub submitted_at: SystemTime,
     /// Set each time it enters a queue.
     pub enqueued: Instant,
     /// Attempts made so far.
@@ -119,7 +118,6 @@ impl<I, O> Clone for Job<I, O> {
             only_group: self.only_group,
             failed_groups: self.failed_groups,
             submitted: self.submitted,
-            submitted_at: self.submitted_at,
             enqueued: self.enqueued,
             attempts: self.attempts,
             errors: self.errors.clone(),

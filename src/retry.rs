@@ -96,7 +96,9 @@ pub(crate) fn dead_letter<I, O>(shared: &Shared<I, O>, job: Job<I, O>) -> bool {
         priority: job.priority,
         group: job.only_group.map(|g| shared.groups[g].name.to_string()),
         errors: job.errors,
-        submitted_at: job.submitted_at,
+        // Wall time of submission, derived here rather than read on the
+        // submit path for every request.
+        submitted_at: SystemTime::now() - job.submitted.elapsed(),
         dead_lettered_at: SystemTime::now(),
     };
     let won = job

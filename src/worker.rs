@@ -348,7 +348,7 @@ fn run_job<I: Send + Sync + 'static, O: Send + 'static>(
         return Next::TakenOver;
     }
     me.counts.started.inc();
-    let started = shared.clock_nanos();
+    let started = shared.clock_nanos_at(taken);
     me.busy_since.store(started, Ordering::Release);
     me.heartbeat.store(started, Ordering::Relaxed);
 
@@ -362,7 +362,8 @@ fn run_job<I: Send + Sync + 'static, O: Send + 'static>(
     let done = Instant::now();
 
     me.busy_since.store(0, Ordering::Release);
-    me.heartbeat.store(shared.clock_nanos(), Ordering::Relaxed);
+    me.heartbeat
+        .store(shared.clock_nanos_at(done), Ordering::Relaxed);
     let taken_over = me.end();
     let queue_wait = taken.saturating_duration_since(job.enqueued);
     let service = done - taken;
