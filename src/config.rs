@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::breaker::BreakerConfig;
+use crate::memory::MemoryConfig;
 use crate::Priority;
 
 /// A configuration value out of range, with the path of the field.
@@ -89,9 +90,18 @@ pub struct GroupConfig {
     /// Routing priority, 1 to 10: higher is tried first.
     #[serde(default = "defaults::priority")]
     pub priority: u8,
-    /// Worker threads (capped by the cores available).
+    /// Worker threads: the most the group runs (capped by the cores
+    /// available). All start; load scaling and memory pressure may park
+    /// some, down to `min_workers`.
     #[serde(default = "defaults::workers")]
     pub workers: usize,
+    /// The fewest workers kept running (at least 1, so the group's queues
+    /// are always drained).
+    #[serde(default = "defaults::workers")]
+    pub min_workers: usize,
+    /// Load scaling between `min_workers` and `workers`.
+    #[serde(default)]
+    pub scaling: ScalingConfig,
     /// Queue capacity per priority level.
     #[serde(default)]
     pub capacity: LevelCapacity,
@@ -115,6 +125,33 @@ pub struct GroupConfig {
     /// configuration alone (otherwise the builder is given a factory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<BackendConfig>,
+}
+
+/// Load scaling of one group: wake a parked worker when requests wait too
+/// long, park an idle one after a while, always between `min_workers` and
+/// `workers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScalingConfig {
+    /// Scale at all.
+    pub enabled: bool,
+    /// Scale up while queued requests wait longer than this (a moving
+    /// average of the workers' queue waits).
+    #[serde(with = "humantime_serde")]
+    pub queue_wait_target: Duration,
+    /// Scale down a worker idle this long.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for ScalingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            queue_wait_target: Duration::from_millis(5),
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// A group's backend, as written in YAML:
@@ -156,6 +193,8 @@ impl GroupConfig {
             name: name.into(),
             priority: defaults::priority(),
             workers: defaults::workers(),
+            min_workers: defaults::workers(),
+            scaling: ScalingConfig::default(),
             capacity: LevelCapacity::default(),
             spin_before_park: defaults::spin(),
             warmup: 0,
@@ -187,6 +226,18 @@ impl GroupConfig {
     /// Sets the worker count.
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n;
+        self
+    }
+
+    /// Sets the fewest workers kept running.
+    pub fn min_workers(mut self, n: usize) -> Self {
+        self.min_workers = n;
+        self
+    }
+
+    /// Sets load scaling.
+    pub fn scaling(mut self, s: ScalingConfig) -> Self {
+        self.scaling = s;
         self
     }
 
@@ -377,9 +428,12 @@ pub struct PoolConfig {
     /// Dead-letter queue bounds.
     #[serde(default)]
     pub dead_letter: DeadLetterConfig,
-    /// How often the supervisor checks worker health and stuck calls.
+    /// How often the supervisor checks worker health, stuck calls and load.
     #[serde(default = "defaults::health_interval", with = "humantime_serde")]
     pub health_check_interval: Duration,
+    /// Memory-pressure control.
+    #[serde(default)]
+    pub memory: MemoryConfig,
     /// Device groups (at least one).
     #[serde(default)]
     pub groups: Vec<GroupConfig>,
@@ -391,6 +445,7 @@ impl Default for PoolConfig {
             retry: RetryPolicy::default(),
             dead_letter: DeadLetterConfig::default(),
             health_check_interval: defaults::health_interval(),
+            memory: MemoryConfig::default(),
             groups: Vec::new(),
         }
     }
@@ -448,6 +503,7 @@ impl PoolConfig {
         if self.dead_letter.capacity == 0 {
             return Err(ConfigError::new("dead_letter.capacity", "0 is outside 1.."));
         }
+        self.memory.validate()?;
         if self.health_check_interval.is_zero() {
             return Err(ConfigError::new(
                 "health_check_interval",

@@ -17,6 +17,9 @@ pub enum SubmitError<I> {
     Closed(Request<I>),
     /// The request named a group the pool does not have.
     UnknownGroup(Request<I>),
+    /// Memory is above the high watermark and the request's priority is
+    /// below `memory.refuse_below`.
+    MemoryPressure(Request<I>),
     /// No eligible group can take requests now: their circuit breakers are
     /// open or none has a healthy worker.
     Unavailable(Request<I>),
@@ -41,6 +44,7 @@ impl<I> SubmitError<I> {
             | SubmitError::Closed(r)
             | SubmitError::UnknownGroup(r)
             | SubmitError::Unavailable(r)
+            | SubmitError::MemoryPressure(r)
             | SubmitError::Invalid { request: r, .. } => r,
         }
     }
@@ -53,6 +57,7 @@ impl<I> SubmitError<I> {
             | SubmitError::Closed(r)
             | SubmitError::UnknownGroup(r)
             | SubmitError::Unavailable(r)
+            | SubmitError::MemoryPressure(r)
             | SubmitError::Invalid { request: r, .. } => r,
         }
     }
@@ -71,6 +76,7 @@ impl<I> fmt::Display for SubmitError<I> {
             SubmitError::Timeout(_) => write!(f, "every eligible `{p}` queue stayed full until the timeout"),
             SubmitError::Closed(_) => f.write_str("the pool is shut down and accepts no requests"),
             SubmitError::UnknownGroup(r) => write!(f, "no device group named `{}`; use one of the names in the pool's config", r.get_group().unwrap_or_default()),
+            SubmitError::MemoryPressure(_) => write!(f, "memory is above the high watermark and `{p}` requests are refused until it falls below the low one; retry later or submit at a higher priority"),
             SubmitError::Unavailable(_) => f.write_str("no eligible device group can take requests now (circuit breakers open or no healthy worker); retry after the breaker's cooldown, or see the pool's health in its stats"),
             SubmitError::Invalid { group, error, .. } => write!(f, "invalid request for group `{group}`: {error}"),
         }

@@ -29,6 +29,16 @@ pub(crate) struct WorkerSlot<I, O> {
     pub thread: Option<JoinHandle<()>>,
 }
 
+impl<I, O> WorkerSlot<I, O> {
+    /// Puts a note on the worker's control channel so it looks at its park
+    /// reasons (a note already waiting is enough).
+    pub(crate) fn wake(&self) {
+        if let Some(c) = &self.control {
+            let _ = c.try_send(());
+        }
+    }
+}
+
 pub(crate) struct Group<I, O> {
     pub name: Arc<str>,
     pub config: GroupConfig,
@@ -107,6 +117,7 @@ impl<I, O> Group<I, O> {
             .filter(|w| w.shared.busy_since.load(Ordering::Relaxed) != 0)
             .count();
         GroupStats {
+            active_workers: workers.iter().filter(|w| w.shared.is_active()).count(),
             name: self.name.to_string(),
             priority: self.config.priority,
             healthy: self.is_healthy(),
@@ -154,7 +165,7 @@ pub(crate) fn spawn_worker<I: Send + Sync + 'static, O: Send + 'static>(
 ) -> std::io::Result<WorkerSlot<I, O>> {
     let g = &shared.groups[gi];
     let me = Arc::new(WorkerShared::new(index, core));
-    let (control_tx, control_rx) = bounded(0);
+    let (control_tx, control_rx) = bounded(1);
     let (exited_tx, exited_rx) = bounded(0);
     let start = WorkerStart {
         shared: Arc::clone(shared),
@@ -188,6 +199,8 @@ pub struct GroupStats {
     pub breaker: BreakerStats,
     /// Requests queued or running now.
     pub in_flight: usize,
+    /// Workers running (not parked by load scaling or memory pressure).
+    pub active_workers: usize,
     /// Requests routed to it (first attempts and retries).
     pub routed: u64,
     /// Calls found running past `call_timeout`.

@@ -44,15 +44,18 @@ mod dlq;
 mod error;
 mod group;
 mod handle;
+mod memory;
 #[cfg(feature = "openvino")]
 pub mod openvino;
 mod pinning;
 mod pool;
+mod pressure;
 mod priority;
 mod queue;
 mod request;
 mod retry;
 mod router;
+mod scaling;
 mod session;
 mod shutdown;
 mod stats;
@@ -65,13 +68,18 @@ pub use breaker::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     BackendConfig, ConfigError, DeadLetterConfig, GroupConfig, LevelCapacity, OverflowPolicy,
-    PoolConfig, RetryPolicy,
+    PoolConfig, RetryPolicy, ScalingConfig,
 };
 pub use dlq::{DeadLetter, DeadLetterQueue};
 pub use error::{BuildError, InputError, ReplayError, SubmitError};
 pub use group::GroupStats;
 pub use handle::{AttemptError, CancelReason, Status, TaskError, TaskHandle};
+pub use memory::{
+    ManualProbe, MemoryConfig, MemoryProbe, MemorySample, PressureAction, PressureEvent,
+    PressureLevel, SysinfoProbe,
+};
 pub use pool::{Pool, PoolBuilder};
+pub use pressure::MemoryStats;
 pub use priority::Priority;
 pub use request::Request;
 pub use router::MAX_GROUPS;

@@ -9,7 +9,7 @@
 //! can slip into a queue unseen: every accepted request is in the ledger
 //! before shutdown starts counting what is in flight.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -24,12 +24,16 @@ use crate::dlq::{DeadLetter, DeadLetterQueue};
 use crate::error::{BuildError, InputError, ReplayError, SubmitError};
 use crate::group::{spawn_worker, Group};
 use crate::handle::{CancelReason, Outcome, Slot, TaskHandle};
+use crate::memory::{
+    MemoryConfig, MemoryProbe, MemorySample, PressureEvent, PressureLevel, SysinfoProbe,
+};
 use crate::pinning::{self, CorePlan};
+use crate::pressure::MemoryStats;
 use crate::request::{Job, Request};
 use crate::router::{self, MAX_GROUPS};
 use crate::session::{SessionError, SessionFactory};
 use crate::shutdown::Lifecycle;
-use crate::stats::{HealthSummary, Latencies, Ledger, PoolStats};
+use crate::stats::{Counter, HealthSummary, Latencies, Ledger, PoolStats};
 use crate::supervisor::{self, Msg};
 use crate::Priority;
 use crate::ShutdownReport;
@@ -52,7 +56,17 @@ pub(crate) struct Shared<I, O> {
     next_id: AtomicU64,
     pub supervisor_tx: Sender<Msg<I, O>>,
     closing_rx: Receiver<()>,
+    pub memory: MemoryConfig,
+    pub probe: Arc<dyn MemoryProbe>,
+    pub on_pressure: Option<PressureHook>,
+    /// 0 admits every priority; `p + 1` refuses priorities below `p`.
+    pub admit_floor: AtomicU8,
+    pub pressure_high: AtomicBool,
+    pub last_sample: Mutex<Option<MemorySample>>,
+    pub pressure_events: Counter,
 }
+
+pub(crate) type PressureHook = Box<dyn Fn(&PressureEvent) + Send + Sync>;
 
 enum Refusal {
     /// Every eligible queue is full.
@@ -404,7 +418,25 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
                 all
             })
             .collect();
+        let parked_workers = workers
+            .iter()
+            .filter(|w| w.parked.load(Ordering::Relaxed))
+            .count();
+        let floor = s.admit_floor.load(Ordering::Relaxed);
+        let memory = MemoryStats {
+            level: if s.pressure_high.load(Ordering::Relaxed) {
+                PressureLevel::High
+            } else {
+                PressureLevel::Normal
+            },
+            last_sample: *s.last_sample.lock(),
+            parked_workers,
+            transitions: s.pressure_events.get(),
+            refusing_below: (floor != 0)
+                .then(|| Priority::ALL[Priority::COUNT - usize::from(floor)]),
+        };
         PoolStats {
+            memory,
             counts,
             in_flight: s.ledger.in_flight(),
             late_results_discarded: s.ledger.late_results.get(),
@@ -472,6 +504,10 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
         };
         if s.closed.load(Ordering::SeqCst) {
             return refuse(input, group, RefusedKind::Closed);
+        }
+        let floor = s.admit_floor.load(Ordering::Relaxed);
+        if floor != 0 && (priority as u8) + 1 < floor {
+            return refuse(input, group, RefusedKind::MemoryPressure);
         }
         let only_group = match &group {
             None => None,
@@ -541,6 +577,7 @@ struct Refused<I> {
 }
 
 enum RefusedKind {
+    MemoryPressure,
     Full,
     Timeout,
     Closed,
@@ -569,6 +606,7 @@ impl<I> Refused<I> {
         };
         match kind {
             RefusedKind::Full => SubmitError::Full(request),
+            RefusedKind::MemoryPressure => SubmitError::MemoryPressure(request),
             RefusedKind::Timeout => SubmitError::Timeout(request),
             RefusedKind::Closed => SubmitError::Closed(request),
             RefusedKind::UnknownGroup => SubmitError::UnknownGroup(request),
@@ -584,6 +622,7 @@ impl<I> Refused<I> {
     fn describe(&self) -> String {
         match &self.kind {
             RefusedKind::Full => "every eligible queue is full".into(),
+            RefusedKind::MemoryPressure => "memory pressure: low priorities are refused".into(),
             RefusedKind::Timeout => "the queues stayed full until the timeout".into(),
             RefusedKind::Closed => "the pool is shut down".into(),
             RefusedKind::UnknownGroup => format!(
@@ -636,6 +675,8 @@ pub struct PoolBuilder<I, O> {
     on_overflow: Option<OverflowHook<I>>,
     drop_timeout: Duration,
     clock: Arc<dyn Clock>,
+    probe: Arc<dyn MemoryProbe>,
+    on_pressure: Option<PressureHook>,
 }
 
 impl<I, O> std::fmt::Debug for PoolBuilder<I, O> {
@@ -661,7 +702,27 @@ impl<I: Send + Sync + 'static, O: Send + 'static> PoolBuilder<I, O> {
             on_overflow: None,
             drop_timeout: Duration::from_secs(30),
             clock: Arc::new(SystemClock),
+            probe: Arc::new(SysinfoProbe::new()),
+            on_pressure: None,
         }
+    }
+
+    /// Sets memory-pressure control.
+    pub fn memory(mut self, memory: MemoryConfig) -> Self {
+        self.config.memory = memory;
+        self
+    }
+
+    /// Sets where memory readings come from (default: [`SysinfoProbe`]).
+    pub fn memory_probe(mut self, probe: Arc<dyn MemoryProbe>) -> Self {
+        self.probe = probe;
+        self
+    }
+
+    /// Called on every memory-pressure transition.
+    pub fn on_pressure(mut self, hook: impl Fn(&PressureEvent) + Send + Sync + 'static) -> Self {
+        self.on_pressure = Some(Box::new(hook));
+        self
     }
 
     /// Sets the clock breakers and stuck-call detection read (tests use a
@@ -748,6 +809,8 @@ impl<I: Send + Sync + 'static, O: Send + 'static> PoolBuilder<I, O> {
             on_overflow,
             drop_timeout,
             clock,
+            probe,
+            on_pressure,
         } = self;
         config.validate()?;
         if config.groups.len() > MAX_GROUPS {
@@ -805,6 +868,13 @@ impl<I: Send + Sync + 'static, O: Send + 'static> PoolBuilder<I, O> {
             next_id: AtomicU64::new(1),
             supervisor_tx,
             closing_rx,
+            memory: config.memory.clone(),
+            probe,
+            on_pressure,
+            admit_floor: AtomicU8::new(0),
+            pressure_high: AtomicBool::new(false),
+            last_sample: Mutex::new(None),
+            pressure_events: Counter::default(),
         });
         let supervisor = {
             let shared = Arc::clone(&shared);

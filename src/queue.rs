@@ -19,10 +19,13 @@
 //!    worker uses no CPU: it sleeps in the channel's waker until a sender
 //!    pushes to one of its levels or its control channel is dropped.
 //!
-//! The worker checks its stop flag before each take; stopping a worker is
-//! "raise the flag, then drop its control sender", and the drop wakes it.
+//! The worker checks its stop flag and its park reasons before each take.
+//! Stopping a worker is "raise the flag, then drop its control sender";
+//! parking or waking it is "change its park reasons, then put a note on its
+//! control channel" (capacity 1, so a note already there is enough). Either
+//! wakes a parked select.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Select, Sender, TrySendError};
@@ -77,6 +80,7 @@ fn try_take<T>(rx: &[Receiver<T>; Priority::COUNT]) -> Option<T> {
 /// A worker's receiving end: its group's levels plus its control channel.
 pub(crate) struct Receiving<'a, T> {
     rx: &'a [Receiver<T>; Priority::COUNT],
+    control: &'a Receiver<()>,
     sel: Select<'a>,
     spin: Duration,
 }
@@ -92,13 +96,19 @@ impl<'a, T> Receiving<'a, T> {
             sel.recv(r);
         }
         sel.recv(control);
-        Self { rx, sel, spin }
+        Self {
+            rx,
+            control,
+            sel,
+            spin,
+        }
     }
 
-    /// The next request by strict priority; `None` once `stop` is raised.
-    pub(crate) fn take(&mut self, stop: &AtomicBool) -> Option<T> {
+    /// The next request by strict priority; `None` once `stop` is raised or
+    /// a park is asked for (`park` non-zero).
+    pub(crate) fn take(&mut self, stop: &AtomicBool, park: &AtomicU8) -> Option<T> {
         loop {
-            if stop.load(Ordering::Acquire) {
+            if stop.load(Ordering::Acquire) || park.load(Ordering::Acquire) != 0 {
                 return None;
             }
             if let Some(t) = try_take(self.rx) {
@@ -113,8 +123,10 @@ impl<'a, T> Receiving<'a, T> {
                 }
             }
             // Park until any level (or the control channel) is ready, then
-            // look again from the top.
+            // look again from the top. A wake-up note on the control channel
+            // is consumed here, so it cannot keep the select ready.
             self.sel.ready();
+            while self.control.try_recv().is_ok() {}
         }
     }
 
@@ -181,7 +193,7 @@ mod tests {
                 let (q, stop) = (q.clone(), stop.clone());
                 std::thread::spawn(move || {
                     let mut r = Receiving::new(q.receivers(), &ctl_rx, spin);
-                    while let Some(v) = r.take(&stop) {
+                    while let Some(v) = r.take(&stop, &AtomicU8::new(0)) {
                         got_tx.send(v).unwrap();
                     }
                 })

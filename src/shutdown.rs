@@ -180,6 +180,13 @@ fn empty_stats() -> PoolStats {
         dead_letter: Default::default(),
         latency: Default::default(),
         health: crate::stats::HealthSummary::of(&[]),
+        memory: crate::pressure::MemoryStats {
+            level: crate::memory::PressureLevel::Normal,
+            last_sample: None,
+            parked_workers: 0,
+            transitions: 0,
+            refusing_below: None,
+        },
         groups: Vec::new(),
     }
 }

@@ -326,6 +326,8 @@ pub struct WorkerStats {
     pub panics: u64,
     /// Whether it has a working session and is not stuck.
     pub healthy: bool,
+    /// Parked by memory pressure or load scaling (no session held).
+    pub parked: bool,
     /// Milliseconds since its last sign of life (a call started or ended).
     pub heartbeat_age_ms: f64,
     /// Milliseconds its current call has run, if it is in one.
@@ -363,6 +365,8 @@ pub struct PoolStats {
     pub latency: LatencySnapshot,
     /// Healthy, degraded or unhealthy, with reasons.
     pub health: HealthSummary,
+    /// Memory pressure and parked workers.
+    pub memory: crate::pressure::MemoryStats,
     /// Per group, in routing order.
     pub groups: Vec<GroupStats>,
 }

@@ -25,8 +25,10 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use crate::group;
 use crate::handle::Outcome;
 use crate::pool::Shared;
+use crate::pressure::Pressure;
 use crate::request::Job;
 use crate::retry;
+use crate::scaling;
 use crate::session::SessionError;
 
 /// Messages to the supervisor.
@@ -77,8 +79,13 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(
         heap.push(Pending { due, seq, job });
     };
     let mut next_check = Instant::now() + shared.health_interval;
+    let mut pressure = Pressure::new();
+    let mut next_sample = Instant::now();
     loop {
-        let wake = heap.peek().map_or(next_check, |p| p.due.min(next_check));
+        let mut wake = heap.peek().map_or(next_check, |p| p.due.min(next_check));
+        if shared.memory.enabled {
+            wake = wake.min(next_sample);
+        }
         let msg = rx.recv_deadline(wake);
         match msg {
             Ok(Msg::Retry(due, job)) => push(&mut heap, due, job),
@@ -86,8 +93,17 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(
             Err(RecvTimeoutError::Timeout) => {}
         }
         let now = Instant::now();
+        if shared.memory.enabled && now >= next_sample {
+            pressure.tick(&shared);
+            next_sample = now + shared.memory.sample_interval;
+        }
         if now >= next_check {
             check_health(&shared);
+            scaling::tick(
+                &shared,
+                shared.clock_nanos(),
+                shared.pressure_high.load(Ordering::Acquire),
+            );
             next_check = now + shared.health_interval;
         }
         let mut still_full = Vec::new();

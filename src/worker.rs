@@ -9,7 +9,7 @@
 //! rebuilds the session, since a session that panicked may be broken.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,9 +46,21 @@ pub(crate) struct WorkerShared<I, O> {
     /// or ended, or its session built).
     pub heartbeat: AtomicU64,
     /// False while the worker has no working session (building, or its
-    /// builds fail), or once it is taken over.
+    /// builds fail, or parked), or once it is taken over.
     pub healthy: AtomicBool,
+    /// Why the worker should be parked: [`PARK_PRESSURE`] and/or
+    /// [`PARK_IDLE`] bits; 0 to run.
+    pub park: AtomicU8,
+    /// True while parked (no session held).
+    pub parked: AtomicBool,
+    /// Moving average of this worker's queue waits, in nanoseconds.
+    pub queue_wait_ewma: AtomicU64,
 }
+
+/// Parked to free memory under pressure.
+pub(crate) const PARK_PRESSURE: u8 = 1;
+/// Parked by load scaling while idle.
+pub(crate) const PARK_IDLE: u8 = 2;
 
 impl<I, O> WorkerShared<I, O> {
     pub(crate) fn new(index: usize, core: Option<core_affinity::CoreId>) -> Self {
@@ -69,7 +81,15 @@ impl<I, O> WorkerShared<I, O> {
             busy_since: AtomicU64::new(0),
             heartbeat: AtomicU64::new(0),
             healthy: AtomicBool::new(false),
+            park: AtomicU8::new(0),
+            parked: AtomicBool::new(false),
+            queue_wait_ewma: AtomicU64::new(0),
         }
+    }
+
+    /// True when the worker runs (is not parked or asked to park).
+    pub(crate) fn is_active(&self) -> bool {
+        self.park.load(Ordering::Acquire) == 0
     }
 
     /// Records the request this worker starts running. False if the worker
@@ -143,6 +163,7 @@ impl<I, O> WorkerShared<I, O> {
         let ms = |since: u64| now.saturating_sub(since) as f64 / 1e6;
         let busy = self.busy_since.load(Ordering::Relaxed);
         WorkerStats {
+            parked: self.parked.load(Ordering::Relaxed),
             healthy: self.healthy.load(Ordering::Relaxed),
             heartbeat_age_ms: ms(self.heartbeat.load(Ordering::Relaxed)),
             busy_ms: (busy != 0).then(|| ms(busy)),
@@ -219,7 +240,28 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(start: WorkerStar
         &control,
         group.config.spin_before_park,
     );
-    while let Some(job) = rx.take(&me.stop) {
+    loop {
+        let Some(job) = rx.take(&me.stop, &me.park) else {
+            if me.stop.load(Ordering::Acquire) {
+                return;
+            }
+            // Parked (memory pressure or load scaling): give the session's
+            // memory back and sleep until woken, then build a fresh one.
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(session)));
+            me.set_healthy(false, &group.healthy_workers);
+            me.parked.store(true, Ordering::Release);
+            while me.park.load(Ordering::Acquire) != 0 {
+                if me.stop.load(Ordering::Acquire) || control.recv().is_err() {
+                    return;
+                }
+            }
+            me.parked.store(false, Ordering::Release);
+            match rebuild_session(&shared, gi, &me) {
+                Some(s) => session = s,
+                None => return,
+            }
+            continue;
+        };
         match run_job(&shared, gi, &me, session.as_mut(), job) {
             Next::Continue => {}
             Next::TakenOver => return,
@@ -367,6 +409,10 @@ fn run_job<I: Send + Sync + 'static, O: Send + 'static>(
     let taken_over = me.end();
     let queue_wait = taken.saturating_duration_since(job.enqueued);
     let service = done - taken;
+    let qw = u64::try_from(queue_wait.as_nanos()).unwrap_or(u64::MAX);
+    let ewma = me.queue_wait_ewma.load(Ordering::Relaxed);
+    me.queue_wait_ewma
+        .store(ewma - ewma / 8 + qw / 8, Ordering::Relaxed);
 
     let (error, next) = match result {
         Ok(Ok(output)) => {
