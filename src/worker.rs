@@ -390,6 +390,13 @@ fn run_job<I: Send + Sync + 'static, O: Send + 'static>(
         return Next::TakenOver;
     }
     me.counts.started.inc();
+    // Load scaling reads this average as soon as the request is taken, not
+    // when its (possibly long) call ends.
+    let qw =
+        u64::try_from(taken.saturating_duration_since(job.enqueued).as_nanos()).unwrap_or(u64::MAX);
+    let ewma = me.queue_wait_ewma.load(Ordering::Relaxed);
+    me.queue_wait_ewma
+        .store(ewma - ewma / 8 + qw / 8, Ordering::Relaxed);
     let started = shared.clock_nanos_at(taken);
     me.busy_since.store(started, Ordering::Release);
     me.heartbeat.store(started, Ordering::Relaxed);
@@ -409,10 +416,6 @@ fn run_job<I: Send + Sync + 'static, O: Send + 'static>(
     let taken_over = me.end();
     let queue_wait = taken.saturating_duration_since(job.enqueued);
     let service = done - taken;
-    let qw = u64::try_from(queue_wait.as_nanos()).unwrap_or(u64::MAX);
-    let ewma = me.queue_wait_ewma.load(Ordering::Relaxed);
-    me.queue_wait_ewma
-        .store(ewma - ewma / 8 + qw / 8, Ordering::Relaxed);
 
     let (error, next) = match result {
         Ok(Ok(output)) => {

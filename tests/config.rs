@@ -121,3 +121,64 @@ fn npu_cpu_failover_config_builds_a_pool_that_serves_on_this_machine() {
     assert_eq!(out[0].shape, [1, 3]);
     common::assert_accounting(&pool.shutdown(common::LONG).stats);
 }
+
+mod arbitrary_input {
+    use accelpool::PoolConfig;
+    use proptest::prelude::*;
+
+    fn real_configs() -> Vec<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any text at all: an error or a config, never a panic.
+        #[test]
+        fn arbitrary_text_never_panics(text in any::<String>()) {
+            let _ = PoolConfig::from_yaml(&text);
+        }
+
+        /// YAML-shaped text built from the loader's own keys and odd values.
+        #[test]
+        fn yaml_shaped_text_never_panics(
+            lines in proptest::collection::vec(
+                (0usize..4, prop::sample::select(vec![
+                    "groups:", "- name: cpu", "name:", "priority:", "workers:", "min_workers:", "capacity:",
+                    "low:", "retry:", "max_attempts:", "multiplier:", "memory:", "high_watermark:",
+                    "low_watermark:", "breaker:", "scaling:", "backend:", "openvino:", "model:", "device:",
+                    "spin_before_park:", "call_timeout:", "refuse_below:", "reshape:", "x:",
+                ]),
+                prop::sample::select(vec![
+                    "", " 0", " -1", " 1e309", " 18446744073709551616", " NaN", " .inf", " 5ms", " 3",
+                    " [1, 2]", " {a: 1}", " ~", " \"\"", " urgent", " 0.5", " !tag x", " &a", " *a", " 10s",
+                ])),
+                0..30,
+            )
+        ) {
+            let text: String = lines
+                .iter()
+                .map(|(indent, key, value)| format!("{}{key}{value}\n", "  ".repeat(*indent)))
+                .collect();
+            let _ = PoolConfig::from_yaml(&text);
+        }
+
+        /// The real config files with bytes changed: never a panic.
+        #[test]
+        fn mutated_real_configs_never_panic(pick in 0usize..16, edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+            let configs = real_configs();
+            let mut bytes = configs[pick % configs.len()].clone().into_bytes();
+            for (at, b) in edits {
+                let i = at % bytes.len();
+                bytes[i] = b;
+            }
+            let _ = PoolConfig::from_yaml(&String::from_utf8_lossy(&bytes));
+        }
+    }
+}
