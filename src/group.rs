@@ -117,6 +117,7 @@ impl<I, O> Group<I, O> {
             .filter(|w| w.shared.busy_since.load(Ordering::Relaxed) != 0)
             .count();
         GroupStats {
+            capacity: self.config.capacity,
             active_workers: workers.iter().filter(|w| w.shared.is_active()).count(),
             name: self.name.to_string(),
             priority: self.config.priority,
@@ -209,6 +210,8 @@ pub struct GroupStats {
     pub workers_replaced: u64,
     /// Requests queued now, per level.
     pub queue_depth: QueueDepth,
+    /// Queue capacity per level.
+    pub capacity: crate::LevelCapacity,
     /// Event counts for this group (replaced workers included).
     pub counts: CountsSnapshot,
     /// Latencies over the group's workers.

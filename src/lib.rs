@@ -78,13 +78,13 @@ pub use memory::{
     ManualProbe, MemoryConfig, MemoryProbe, MemorySample, PressureAction, PressureEvent,
     PressureLevel, SysinfoProbe,
 };
-pub use pool::{Pool, PoolBuilder};
+pub use pool::{NamedFactory, Pool, PoolBuilder};
 pub use pressure::MemoryStats;
 pub use priority::Priority;
 pub use request::Request;
 pub use router::MAX_GROUPS;
 pub use session::{ErrorKind, RunContext, Session, SessionError, SessionFactory, WorkerInfo};
-pub use shutdown::ShutdownReport;
+pub use shutdown::{ReloadReport, ShutdownReport};
 pub use stats::{
     CountsSnapshot, DeadLetterStats, Health, HealthSummary, LatencySnapshot, Percentiles,
     PoolStats, QueueDepth, WorkerStats,

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use arc_swap::ArcSwap;
 use crossbeam_channel::{bounded, unbounded, Receiver, Select, Sender, TrySendError};
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
@@ -32,7 +33,7 @@ use crate::pressure::MemoryStats;
 use crate::request::{Job, Request};
 use crate::router::{self, MAX_GROUPS};
 use crate::session::{SessionError, SessionFactory};
-use crate::shutdown::Lifecycle;
+use crate::shutdown::{Lifecycle, ReloadReport};
 use crate::stats::{Counter, HealthSummary, Latencies, Ledger, PoolStats};
 use crate::supervisor::{self, Msg};
 use crate::Priority;
@@ -44,7 +45,7 @@ pub(crate) struct Shared<I, O> {
     pub groups: Vec<Group<I, O>>,
     has_ties: bool,
     pub ledger: Arc<Ledger>,
-    pub dlq: DeadLetterQueue<I>,
+    pub dlq: Arc<DeadLetterQueue<I>>,
     pub retry: RetryPolicy,
     pub health_interval: Duration,
     pub clock: Arc<dyn Clock>,
@@ -53,12 +54,14 @@ pub(crate) struct Shared<I, O> {
     epoch: Instant,
     pub closed: AtomicBool,
     pub entering: CachePadded<AtomicUsize>,
-    next_id: AtomicU64,
+    next_id: Arc<AtomicU64>,
+    /// Retries waiting in the supervisor (a generation is idle only at 0).
+    pub pending_retries: AtomicUsize,
     pub supervisor_tx: Sender<Msg<I, O>>,
     closing_rx: Receiver<()>,
     pub memory: MemoryConfig,
     pub probe: Arc<dyn MemoryProbe>,
-    pub on_pressure: Option<PressureHook>,
+    pub on_pressure: Option<Arc<PressureHook>>,
     /// 0 admits every priority; `p + 1` refuses priorities below `p`.
     pub admit_floor: AtomicU8,
     pub pressure_high: AtomicBool,
@@ -119,7 +122,9 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Shared<I, O> {
     }
 
     pub(crate) fn schedule_retry(&self, due: Instant, job: Job<I, O>) {
+        self.pending_retries.fetch_add(1, Ordering::AcqRel);
         if let Err(e) = self.supervisor_tx.send(Msg::Retry(due, job)) {
+            self.pending_retries.fetch_sub(1, Ordering::AcqRel);
             // The supervisor is gone: the pool finished shutting down.
             let Msg::Retry(_, job) = e.0 else { return };
             job.slot.resolve(Outcome::Cancelled(CancelReason::Shutdown));
@@ -141,7 +146,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Shared<I, O> {
                     error: SessionError::permanent(format!("group `{group}`: {error}")),
                     at: SystemTime::now(),
                 });
-                crate::retry::dead_letter(self, job);
+                crate::retry::dead_letter(self, job, || ());
                 Ok(())
             }
         }
@@ -249,7 +254,33 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Shared<I, O> {
         }
     }
 
-    fn group_index(&self, name: &str) -> Option<usize> {
+    /// True when this generation holds no request: queues empty, no call
+    /// running, no retry waiting.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.pending_retries.load(Ordering::Acquire) == 0
+            && self.groups.iter().all(|g| {
+                g.levels.depth().iter().all(|&d| d == 0)
+                    && g.workers
+                        .lock()
+                        .iter()
+                        .all(|w| w.shared.busy_since.load(Ordering::Acquire) == 0)
+            })
+    }
+
+    /// Takes a request from an older generation (a reload's hand-over):
+    /// its group restriction is carried over by name, and the supervisor
+    /// routes it like a retry that is due now.
+    pub(crate) fn adopt(&self, mut job: Job<I, O>, old_groups: &[Group<I, O>]) {
+        job.slot.requeue(); // a call given up on mid-run goes back to Queued
+        job.only_group = job
+            .only_group
+            .and_then(|g| self.group_index(&old_groups[g].name));
+        job.failed_groups = 0;
+        job.probe = false;
+        self.schedule_retry(Instant::now(), job);
+    }
+
+    pub(crate) fn group_index(&self, name: &str) -> Option<usize> {
         self.groups.iter().position(|g| &*g.name == name)
     }
 }
@@ -298,10 +329,32 @@ impl Drop for Entry<'_> {
 /// assert_eq!(report.stats.counts.completed, 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct Pool<I, O> {
-    shared: Arc<Shared<I, O>>,
+pub struct Pool<I: Send + Sync + 'static, O: Send + 'static> {
+    /// The running generation; a reload swaps in a new one.
+    current: ArcSwap<Shared<I, O>>,
+    /// The running generation's threads; its lock also serialises reload
+    /// and shutdown.
     lifecycle: Mutex<Lifecycle<I, O>>,
+    env: Env<I, O>,
     drop_timeout: Duration,
+}
+
+/// A group name and its session factory.
+pub type NamedFactory<I, O> = (String, Arc<dyn SessionFactory<I, O>>);
+
+/// A running generation and the threads that only its shutdown consumes.
+type Generation<I, O> = (Arc<Shared<I, O>>, Lifecycle<I, O>);
+
+/// What every generation of a pool shares.
+pub(crate) struct Env<I, O> {
+    pub ledger: Arc<Ledger>,
+    pub dlq: Arc<DeadLetterQueue<I>>,
+    pub next_id: Arc<AtomicU64>,
+    pub clock: Arc<dyn Clock>,
+    pub probe: Arc<dyn MemoryProbe>,
+    pub on_pressure: Option<Arc<PressureHook>>,
+    /// Factories by group name, for reloads that keep a group.
+    pub factories: Mutex<Vec<NamedFactory<I, O>>>,
 }
 
 // A refused request comes back whole inside `SubmitError`, by design: the
@@ -375,7 +428,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
 
     /// Drains the dead-letter queue and replays every letter.
     pub fn replay_dead_letters(&self) -> Vec<Result<TaskHandle<O>, ReplayError<I>>> {
-        self.shared
+        self.env
             .dlq
             .drain()
             .into_iter()
@@ -385,12 +438,13 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
 
     /// The dead-letter queue: inspect or drain it.
     pub fn dead_letters(&self) -> &DeadLetterQueue<I> {
-        &self.shared.dlq
+        &self.env.dlq
     }
 
     /// The device group names, in routing order.
     pub fn group_names(&self) -> Vec<String> {
-        self.shared
+        self.current
+            .load()
             .groups
             .iter()
             .map(|g| g.name.to_string())
@@ -400,7 +454,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
     /// A snapshot of every counter, queue depth, latency, breaker and
     /// health state.
     pub fn stats(&self) -> PoolStats {
-        let s = &*self.shared;
+        let s = &*self.current.load_full();
         let now = s.clock_nanos();
         let groups: Vec<_> = s.groups.iter().map(|g| g.stats(now)).collect();
         let mut counts = s.ledger.counts.snapshot();
@@ -449,13 +503,95 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
 
     /// Closes a group's circuit breaker by hand. False if there is no such group.
     pub fn reset_breaker(&self, group: &str) -> bool {
-        match self.shared.group_index(group) {
+        let s = self.current.load();
+        match s.group_index(group) {
             Some(g) => {
-                self.shared.groups[g].breaker.reset();
+                s.groups[g].breaker.reset();
                 true
             }
             None => false,
         }
+    }
+
+    /// Applies a new configuration while the pool runs: worker counts,
+    /// queue capacities, breakers, retry, memory and scaling settings, and
+    /// groups added or removed. Each group keeps its session factory (by
+    /// name); a new group needs one from [`Pool::reload_with`].
+    ///
+    /// How: a new generation of groups, workers and supervisor starts with
+    /// the new configuration; once every worker has its session, new
+    /// requests go to it. The old generation drains what it holds (up to
+    /// `drain_timeout`), and whatever is still queued then is handed over to
+    /// the new one. Nothing is lost or run twice, and the pool-wide counters
+    /// carry on (group counters start again with the new groups). An invalid
+    /// configuration, a missing factory or a failed session build leaves the
+    /// running pool untouched and returns the error.
+    pub fn reload(
+        &self,
+        config: PoolConfig,
+        drain_timeout: Duration,
+    ) -> Result<ReloadReport, BuildError> {
+        self.reload_with(config, Vec::new(), drain_timeout)
+    }
+
+    /// [`Pool::reload`] with factories for groups the pool does not have yet
+    /// (or to replace a group's factory).
+    pub fn reload_with(
+        &self,
+        config: PoolConfig,
+        factories: Vec<NamedFactory<I, O>>,
+        drain_timeout: Duration,
+    ) -> Result<ReloadReport, BuildError> {
+        let started = Instant::now();
+        config.validate()?;
+        let mut life = self.lifecycle.lock();
+        let old = self.current.load_full();
+        if old.closed.load(Ordering::SeqCst) {
+            return Err(BuildError::Group {
+                group: String::new(),
+                message: "the pool is shut down; build a new one".into(),
+            });
+        }
+        let mut chosen = factories;
+        for (name, f) in self.env.factories.lock().iter() {
+            let wanted = config.groups.iter().any(|g| &g.name == name);
+            if wanted && !chosen.iter().any(|(n, _)| n == name) {
+                chosen.push((name.clone(), Arc::clone(f)));
+            }
+        }
+        let before: Vec<String> = old.groups.iter().map(|g| g.name.to_string()).collect();
+        let (fresh, fresh_life) = start_generation(config, chosen, &self.env)?;
+        let after: Vec<String> = fresh.groups.iter().map(|g| g.name.to_string()).collect();
+        // From here on, submitters use the new generation.
+        self.current.store(Arc::clone(&fresh));
+        let mut old_life = std::mem::replace(&mut *life, fresh_life);
+        drop(life);
+        let handover = crate::shutdown::run(
+            &old,
+            &mut old_life,
+            Instant::now() + drain_timeout,
+            crate::shutdown::Mode::HandOver(&fresh),
+        );
+        Ok(ReloadReport {
+            added: after
+                .iter()
+                .filter(|n| !before.contains(n))
+                .cloned()
+                .collect(),
+            removed: before
+                .iter()
+                .filter(|n| !after.contains(n))
+                .cloned()
+                .collect(),
+            kept: after
+                .iter()
+                .filter(|n| before.contains(n))
+                .cloned()
+                .collect(),
+            drained: handover.drained,
+            handed_over: handover.cancelled_queued + handover.cancelled_running,
+            elapsed: started.elapsed(),
+        })
     }
 
     /// Stops admitting, lets the workers drain what is queued, joins them and
@@ -464,7 +600,12 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
     /// (its request cancelled, its thread detached). Calling it again returns
     /// the first report.
     pub fn shutdown(&self, timeout: Duration) -> ShutdownReport {
-        let report = crate::shutdown::run(&self.shared, &mut self.lifecycle.lock(), timeout);
+        let report = crate::shutdown::run(
+            &self.current.load_full(),
+            &mut self.lifecycle.lock(),
+            Instant::now() + timeout,
+            crate::shutdown::Mode::Shutdown,
+        );
         ShutdownReport {
             stats: self.stats(),
             ..report
@@ -484,16 +625,46 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
 
     fn admit_shared(
         &self,
+        mut input: Arc<I>,
+        priority: Priority,
+        deadline: Option<Instant>,
+        mut group: Option<String>,
+        wait: Wait,
+    ) -> Result<TaskHandle<O>, Refused<I>> {
+        let mut generation = self.current.load_full();
+        loop {
+            match self.admit_in(&generation, input, priority, deadline, group, wait) {
+                // A reload closed the generation this submitter was entering:
+                // the request goes to the new one.
+                Err(r) if matches!(r.kind, RefusedKind::Closed) => {
+                    let now = self.current.load_full();
+                    if Arc::ptr_eq(&now, &generation) {
+                        self.env.ledger.counts.rejected.inc();
+                        return Err(r);
+                    }
+                    generation = now;
+                    (input, group) = (r.input, r.group);
+                }
+                Err(r) => {
+                    self.env.ledger.counts.rejected.inc();
+                    return Err(r);
+                }
+                ok => return ok,
+            }
+        }
+    }
+
+    fn admit_in(
+        &self,
+        s: &Shared<I, O>,
         input: Arc<I>,
         priority: Priority,
         deadline: Option<Instant>,
         group: Option<String>,
         wait: Wait,
     ) -> Result<TaskHandle<O>, Refused<I>> {
-        let s = &*self.shared;
         let _entry = Entry::new(&s.entering);
         let refuse = |input, group, kind| {
-            s.ledger.counts.rejected.inc();
             Err(Refused {
                 input,
                 priority,
@@ -637,28 +808,35 @@ impl<I> Refused<I> {
     }
 }
 
-impl<I, O> Drop for Pool<I, O> {
+impl<I: Send + Sync + 'static, O: Send + 'static> Drop for Pool<I, O> {
     fn drop(&mut self) {
-        crate::shutdown::run(&self.shared, &mut self.lifecycle.lock(), self.drop_timeout);
+        crate::shutdown::run(
+            &self.current.load_full(),
+            &mut self.lifecycle.lock(),
+            Instant::now() + self.drop_timeout,
+            crate::shutdown::Mode::Shutdown,
+        );
     }
 }
 
-impl<I, O> std::fmt::Debug for Pool<I, O> {
+impl<I: Send + Sync + 'static, O: Send + 'static> std::fmt::Debug for Pool<I, O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
             .field(
                 "groups",
                 &self
-                    .shared
+                    .current
+                    .load()
                     .groups
                     .iter()
-                    .map(|g| &*g.name)
+                    .map(|g| g.name.to_string())
                     .collect::<Vec<_>>(),
             )
             .finish()
     }
 }
 
+#[derive(Clone, Copy)]
 enum Wait {
     No,
     Forever,
@@ -804,8 +982,8 @@ impl<I: Send + Sync + 'static, O: Send + 'static> PoolBuilder<I, O> {
     /// and waits until every worker has built its first session.
     pub fn build(self) -> Result<Pool<I, O>, BuildError> {
         let PoolBuilder {
-            mut config,
-            mut factories,
+            config,
+            factories,
             on_overflow,
             drop_timeout,
             clock,
@@ -813,85 +991,119 @@ impl<I: Send + Sync + 'static, O: Send + 'static> PoolBuilder<I, O> {
             on_pressure,
         } = self;
         config.validate()?;
-        if config.groups.len() > MAX_GROUPS {
-            return Err(BuildError::Config(crate::ConfigError::new(
-                "groups",
-                format!("{} groups is outside 1..={MAX_GROUPS}", config.groups.len()),
-            )));
-        }
-        let max = pinning::max_workers();
-        let mut groups = Vec::with_capacity(config.groups.len());
-        for g in &mut config.groups {
-            let Some(pos) = factories.iter().position(|(n, _)| *n == g.name) else {
-                return Err(BuildError::Group {
-                    group: g.name.clone(),
-                    message: "no session factory; add one with PoolBuilder::factory".into(),
-                });
-            };
-            let (_, factory) = factories.swap_remove(pos);
-            if g.workers > max {
-                log::warn!(
-                    "group `{}`: {} workers asked, {max} cores available; using {max}",
-                    g.name,
-                    g.workers
-                );
-                g.workers = max;
-            }
-            groups.push(Group::new(g.clone(), factory, Arc::clone(&clock)));
-        }
-        if let Some((name, _)) = factories.first() {
-            return Err(BuildError::Group {
-                group: name.clone(),
-                message: "a factory was given for a group the configuration does not have".into(),
-            });
-        }
-        // Stable: equal priorities keep their configured order.
-        groups.sort_by_key(|g| std::cmp::Reverse(g.config.priority));
-        let has_ties = groups
-            .windows(2)
-            .any(|w| w[0].config.priority == w[1].config.priority);
-
-        let (supervisor_tx, supervisor_rx) = unbounded();
-        let (closing_tx, closing_rx) = bounded(0);
-        let shared = Arc::new(Shared {
-            groups,
-            has_ties,
+        let env = Env {
             ledger: Arc::new(Ledger::default()),
-            dlq: DeadLetterQueue::new(config.dead_letter.clone(), on_overflow),
-            retry: config.retry.clone(),
-            health_interval: config.health_check_interval,
-            system_clock: clock.is_system(),
-            epoch: clock.now(),
+            dlq: Arc::new(DeadLetterQueue::new(
+                config.dead_letter.clone(),
+                on_overflow,
+            )),
+            next_id: Arc::new(AtomicU64::new(1)),
             clock,
-            closed: AtomicBool::new(false),
-            entering: CachePadded::new(AtomicUsize::new(0)),
-            next_id: AtomicU64::new(1),
-            supervisor_tx,
-            closing_rx,
-            memory: config.memory.clone(),
             probe,
-            on_pressure,
-            admit_floor: AtomicU8::new(0),
-            pressure_high: AtomicBool::new(false),
-            last_sample: Mutex::new(None),
-            pressure_events: Counter::default(),
-        });
-        let supervisor = {
-            let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name("accelpool-supervisor".into())
-                .spawn(move || supervisor::run(shared, supervisor_rx))?
+            on_pressure: on_pressure.map(Arc::new),
+            factories: Mutex::new(Vec::new()),
         };
-        let pool = Pool {
-            shared: Arc::clone(&shared),
-            lifecycle: Mutex::new(Lifecycle::new(closing_tx, supervisor)),
+        let (shared, life) = start_generation(config, factories, &env)?;
+        Ok(Pool {
+            current: ArcSwap::new(shared),
+            lifecycle: Mutex::new(life),
+            env,
             drop_timeout,
-        };
-        start_workers(&shared).inspect_err(|_| {
-            pool.shutdown(Duration::from_secs(5));
-        })?;
-        Ok(pool)
+        })
     }
+}
+
+/// Starts one generation: its groups, supervisor and workers, sharing the
+/// pool's ledger and dead-letter queue. On failure nothing is left running.
+fn start_generation<I: Send + Sync + 'static, O: Send + 'static>(
+    mut config: PoolConfig,
+    mut factories: Vec<NamedFactory<I, O>>,
+    env: &Env<I, O>,
+) -> Result<Generation<I, O>, BuildError> {
+    if config.groups.len() > MAX_GROUPS {
+        return Err(BuildError::Config(crate::ConfigError::new(
+            "groups",
+            format!("{} groups is outside 1..={MAX_GROUPS}", config.groups.len()),
+        )));
+    }
+    let max = pinning::max_workers();
+    let mut groups = Vec::with_capacity(config.groups.len());
+    let mut kept = Vec::new();
+    for g in &mut config.groups {
+        let Some(pos) = factories.iter().position(|(n, _)| *n == g.name) else {
+            return Err(BuildError::Group {
+                group: g.name.clone(),
+                message:
+                    "no session factory; add one with PoolBuilder::factory (or Pool::reload_with)"
+                        .into(),
+            });
+        };
+        let (name, factory) = factories.swap_remove(pos);
+        if g.workers > max {
+            log::warn!(
+                "group `{}`: {} workers asked, {max} cores available; using {max}",
+                g.name,
+                g.workers
+            );
+            g.workers = max;
+            g.min_workers = g.min_workers.min(max);
+        }
+        kept.push((name, Arc::clone(&factory)));
+        groups.push(Group::new(g.clone(), factory, Arc::clone(&env.clock)));
+    }
+    if let Some((name, _)) = factories.first() {
+        return Err(BuildError::Group {
+            group: name.clone(),
+            message: "a factory was given for a group the configuration does not have".into(),
+        });
+    }
+    // Stable: equal priorities keep their configured order.
+    groups.sort_by_key(|g| std::cmp::Reverse(g.config.priority));
+    let has_ties = groups
+        .windows(2)
+        .any(|w| w[0].config.priority == w[1].config.priority);
+
+    let (supervisor_tx, supervisor_rx) = unbounded();
+    let (closing_tx, closing_rx) = bounded(0);
+    let clock = Arc::clone(&env.clock);
+    let shared = Arc::new(Shared {
+        groups,
+        has_ties,
+        ledger: Arc::clone(&env.ledger),
+        dlq: Arc::clone(&env.dlq),
+        retry: config.retry.clone(),
+        health_interval: config.health_check_interval,
+        system_clock: clock.is_system(),
+        epoch: clock.now(),
+        clock,
+        closed: AtomicBool::new(false),
+        entering: CachePadded::new(AtomicUsize::new(0)),
+        next_id: Arc::clone(&env.next_id),
+        pending_retries: AtomicUsize::new(0),
+        supervisor_tx,
+        closing_rx,
+        memory: config.memory.clone(),
+        probe: Arc::clone(&env.probe),
+        on_pressure: env.on_pressure.clone(),
+        admit_floor: AtomicU8::new(0),
+        pressure_high: AtomicBool::new(false),
+        last_sample: Mutex::new(None),
+        pressure_events: Counter::default(),
+    });
+    let supervisor = {
+        let shared = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("accelpool-supervisor".into())
+            .spawn(move || supervisor::run(shared, supervisor_rx))?
+    };
+    let mut life = Lifecycle::new(closing_tx, supervisor);
+    if let Err(e) = start_workers(&shared) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        crate::shutdown::run(&shared, &mut life, deadline, crate::shutdown::Mode::Discard);
+        return Err(e);
+    }
+    *env.factories.lock() = kept;
+    Ok((shared, life))
 }
 
 /// Spawns every group's workers and waits for their first sessions.

@@ -45,16 +45,27 @@ impl Pressure {
                 return;
             }
         };
-        *shared.last_sample.lock() = Some(sample);
         let f = sample.fraction();
         let next = match self.level {
             PressureLevel::Normal if f >= cfg.high_watermark => PressureLevel::High,
             PressureLevel::High if f <= cfg.low_watermark => PressureLevel::Normal,
             same => same,
         };
-        if next == self.level {
-            return;
+        if next != self.level {
+            self.transition(shared, next, sample);
         }
+        // Published last: whoever sees this reading in the stats also sees
+        // what it caused.
+        *shared.last_sample.lock() = Some(sample);
+    }
+
+    fn transition<I: Send + Sync + 'static, O: Send + 'static>(
+        &mut self,
+        shared: &Arc<Shared<I, O>>,
+        next: PressureLevel,
+        sample: MemorySample,
+    ) {
+        let cfg = &shared.memory;
         self.level = next;
         shared
             .pressure_high

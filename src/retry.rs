@@ -72,9 +72,7 @@ pub(crate) fn failed_attempt<I: Send + Sync + 'static, O: Send + 'static>(
         || job.attempts >= shared.retry.max_attempts
         || !shared.may_retry_somewhere(&job)
     {
-        if dead_letter(shared, job) {
-            me.counts.dead_lettered.inc();
-        }
+        dead_letter(shared, job, || me.counts.dead_lettered.inc());
     } else if job.slot.requeue() {
         me.counts.retried.inc();
         let due = Instant::now() + shared.retry.backoff(job.attempts);
@@ -88,7 +86,11 @@ pub(crate) fn failed_attempt<I: Send + Sync + 'static, O: Send + 'static>(
 /// Moves a job to the dead-letter queue and resolves it as failed; the
 /// letter is in the queue before the handle sees the failure. False if the
 /// request was already resolved elsewhere (counted as a late result).
-pub(crate) fn dead_letter<I, O>(shared: &Shared<I, O>, job: Job<I, O>) -> bool {
+pub(crate) fn dead_letter<I, O>(
+    shared: &Shared<I, O>,
+    job: Job<I, O>,
+    count: impl FnOnce(),
+) -> bool {
     let errors = job.errors.clone();
     let letter = DeadLetter {
         id: job.slot.id(),
@@ -101,9 +103,10 @@ pub(crate) fn dead_letter<I, O>(shared: &Shared<I, O>, job: Job<I, O>) -> bool {
         submitted_at: SystemTime::now() - job.submitted.elapsed(),
         dead_lettered_at: SystemTime::now(),
     };
-    let won = job
-        .slot
-        .resolve_then(Outcome::DeadLettered(errors), || shared.dlq.push(letter));
+    let won = job.slot.resolve_then(Outcome::DeadLettered(errors), || {
+        shared.dlq.push(letter);
+        count();
+    });
     if !won {
         shared.ledger.late_results.inc();
     }

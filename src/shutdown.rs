@@ -41,7 +41,8 @@ pub struct ShutdownReport {
     pub drained: bool,
     /// Requests still queued or waiting for a retry at the deadline, cancelled.
     pub cancelled_queued: u64,
-    /// Requests whose call was still running at the deadline, cancelled (their worker detached).
+    /// Requests whose call was still running at the deadline, cancelled
+    /// (their worker detached).
     pub cancelled_running: u64,
     /// Worker threads that exited and were joined.
     pub workers_joined: usize,
@@ -73,16 +74,59 @@ impl<I, O> Lifecycle<I, O> {
 /// How long an idle worker may take to exit after the deadline.
 const IDLE_EXIT_GRACE: Duration = Duration::from_millis(100);
 
-pub(crate) fn run<I, O>(
+/// What a generation is stopped for.
+pub(crate) enum Mode<'a, I, O> {
+    /// The pool shuts down: drain until nothing is in flight pool-wide, then
+    /// cancel what is left.
+    Shutdown,
+    /// A reload: drain until this generation holds nothing, then hand what
+    /// is left to the new generation.
+    HandOver(&'a Shared<I, O>),
+    /// A generation that failed to start (it holds nothing): just stop it.
+    Discard,
+}
+
+/// What [`Pool::reload`](crate::Pool::reload) did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadReport {
+    /// Groups the new configuration added.
+    pub added: Vec<String>,
+    /// Groups it removed (drained before they went).
+    pub removed: Vec<String>,
+    /// Groups in both.
+    pub kept: Vec<String>,
+    /// True if the old generation finished all it held before the drain timeout.
+    pub drained: bool,
+    /// Requests still queued or running in the old generation at the drain
+    /// timeout, handed over to the new one.
+    pub handed_over: u64,
+    /// Time the reload took.
+    pub elapsed: Duration,
+}
+
+pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(
     shared: &Shared<I, O>,
     life: &mut Lifecycle<I, O>,
-    timeout: Duration,
+    deadline: Instant,
+    mode: Mode<'_, I, O>,
 ) -> ShutdownReport {
     if let Some(r) = &life.report {
         return r.clone();
     }
     let started = Instant::now();
-    let deadline = started + timeout;
+    // What happens to a request this generation can no longer run; true if
+    // it was cancelled here (rather than handed over or already resolved).
+    let leftover = |job: Job<I, O>| -> bool {
+        match &mode {
+            Mode::HandOver(next) => {
+                next.adopt(job, &shared.groups);
+                true
+            }
+            Mode::Shutdown | Mode::Discard => {
+                job.slot.resolve(Outcome::Cancelled(CancelReason::Shutdown))
+            }
+        }
+    };
 
     // 1-2. Close admission and wait out submitters mid-admission.
     shared.closed.store(true, Ordering::SeqCst);
@@ -93,7 +137,21 @@ pub(crate) fn run<I, O>(
     }
 
     // 3. Drain.
-    let drained = shared.ledger.wait_idle(deadline);
+    let drained = match mode {
+        Mode::Shutdown => shared.ledger.wait_idle(deadline),
+        Mode::Discard => true,
+        // The ledger is pool-wide and the new generation is busy: watch this
+        // generation's own queues, calls and retries instead.
+        Mode::HandOver(_) => loop {
+            if shared.is_idle() {
+                break true;
+            }
+            if Instant::now() >= deadline {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        },
+    };
 
     // 4. Stop and join the workers.
     let mut report = ShutdownReport {
@@ -131,7 +189,7 @@ pub(crate) fn run<I, O>(
                 Err(RecvTimeoutError::Timeout) => {
                     report.workers_detached += 1;
                     if let Some(job) = w.shared.take_over(&g.healthy_workers) {
-                        if job.slot.resolve(Outcome::Cancelled(CancelReason::Shutdown)) {
+                        if leftover(job) {
                             report.cancelled_running += 1;
                         }
                     }
@@ -145,7 +203,7 @@ pub(crate) fn run<I, O>(
     let _ = shared.supervisor_tx.send(Msg::Stop);
     if let Some(t) = life.supervisor.take() {
         for job in t.join().unwrap_or_default() {
-            if job.slot.resolve(Outcome::Cancelled(CancelReason::Shutdown)) {
+            if !job.slot.status().is_terminal() && leftover(job) {
                 report.cancelled_queued += 1;
             }
         }
@@ -154,7 +212,7 @@ pub(crate) fn run<I, O>(
     // 6. Sweep the queues.
     for g in &shared.groups {
         while let Some(job) = g.levels.try_take() {
-            if job.slot.resolve(Outcome::Cancelled(CancelReason::Shutdown)) {
+            if !job.slot.status().is_terminal() && leftover(job) {
                 report.cancelled_queued += 1;
             }
         }

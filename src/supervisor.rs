@@ -112,14 +112,20 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(
                 break;
             };
             if job.slot.status().is_terminal() {
-                continue; // cancelled while waiting; the canceller counted it
+                // Cancelled while waiting; the canceller counted it.
+                shared.pending_retries.fetch_sub(1, Ordering::AcqRel);
+                continue;
             }
             if job.is_expired(now) {
                 job.slot.resolve_queued(Outcome::Expired);
+                shared.pending_retries.fetch_sub(1, Ordering::AcqRel);
                 continue;
             }
-            if let Err(job) = shared.reroute(job) {
-                still_full.push(job);
+            match shared.reroute(job) {
+                Ok(()) => {
+                    shared.pending_retries.fetch_sub(1, Ordering::AcqRel);
+                }
+                Err(job) => still_full.push(job),
             }
         }
         for job in still_full {

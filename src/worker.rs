@@ -426,9 +426,11 @@ fn run_job<I: Send + Sync + 'static, O: Send + 'static>(
             group.breaker.record_success(job.probe);
             // Whichever attempt finishes first answers the request; a
             // taken-over call may still be the first.
-            if job.slot.resolve(Outcome::Completed(output)) {
-                me.counts.completed.inc();
-            } else {
+            // Counted before the caller can see the result.
+            if !job
+                .slot
+                .resolve_then(Outcome::Completed(output), || me.counts.completed.inc())
+            {
                 shared.ledger.late_results.inc();
             }
             return if taken_over {
