@@ -29,11 +29,14 @@
 //! ```
 //!
 //! Follow one request through the modules: [`Request`] (what is submitted),
-//! `pool` (admission), `router` (which group), `queue` (strict-priority
-//! channels and the worker's receive), `worker` (runs the session),
-//! `handle` (the exactly-once result slot), `retry` and `supervisor`
-//! (backoff and re-routing), `dlq` (requests that could not be served),
-//! `shutdown` (the drain protocol).
+//! `pool` (admission, generations and reload), `router` (which group, with
+//! `breaker` and group health), `queue` (strict-priority channels and the
+//! worker's receive), `worker` (runs the session), `handle` (the
+//! exactly-once result slot), `retry` and `supervisor` (backoff, re-routing,
+//! stuck calls), `dlq` (requests that could not be served), `shutdown` (the
+//! drain and hand-over protocol). Around them: `clock` (injectable time),
+//! `memory`, `pressure` and `scaling` (parking and waking workers), `config`
+//! (YAML), `stats`.
 
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 
