@@ -11,7 +11,7 @@ use std::time::Duration;
 use accelpool::{
     GroupConfig, Health, ManualClock, Pool, Request, RunContext, Session, SessionError, WorkerInfo,
 };
-use common::{assert_accounting, quiet_injected_panics, Count, Gate, LONG};
+use common::{assert_accounting, eventually, quiet_injected_panics, Count, Gate, LONG};
 
 struct MaybeHang {
     gate: Gate,
@@ -87,14 +87,9 @@ fn stuck_call_fails_over_and_its_worker_is_replaced() {
 
     // The stuck call returns at last: its result is discarded and counted.
     gate.open_one();
-    let until = std::time::Instant::now() + LONG;
-    while pool.stats().late_results_discarded == 0 {
-        assert!(
-            std::time::Instant::now() < until,
-            "late result never counted"
-        );
-        std::thread::yield_now();
-    }
+    eventually("the late result to be counted", || {
+        pool.stats().late_results_discarded != 0
+    });
     // The pool goes on serving normally.
     assert_eq!(
         pool.submit(Request::new("ok")).unwrap().wait().unwrap().1,
@@ -134,14 +129,9 @@ fn group_without_healthy_workers_is_skipped() {
     assert_eq!(pool.submit(Request::new(1)).unwrap().wait().unwrap(), "npu");
     // A crash: the request fails over to the CPU; the NPU session cannot be rebuilt.
     assert_eq!(pool.submit(Request::new(0)).unwrap().wait().unwrap(), "cpu");
-    let until = std::time::Instant::now() + LONG;
-    while pool.stats().groups[0].healthy {
-        assert!(
-            std::time::Instant::now() < until,
-            "the npu group never turned unhealthy"
-        );
-        std::thread::yield_now();
-    }
+    eventually("the npu group to turn unhealthy", || {
+        !pool.stats().groups[0].healthy
+    });
     for _ in 0..10 {
         assert_eq!(pool.submit(Request::new(1)).unwrap().wait().unwrap(), "cpu");
     }

@@ -7,14 +7,14 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use accelpool::{
     GroupConfig, ManualProbe, MemoryConfig, MemoryProbe, Pool, PoolStats, PressureAction,
     PressureEvent, PressureLevel, Priority, Request, RunContext, Session, SessionError,
     SubmitError, SysinfoProbe, WorkerInfo,
 };
-use common::{assert_accounting, Count, LONG};
+use common::{assert_accounting, eventually, Count, LONG};
 
 struct Tracked {
     drops: Count,
@@ -32,17 +32,16 @@ impl Session<u32, u32> for Tracked {
     }
 }
 
-/// Polls the pool's stats until `cond` holds, failing after a deadline.
+/// Polls the pool's stats until `cond` holds; returns the stats that held.
 fn until(pool: &Pool<u32, u32>, what: &str, cond: impl Fn(&PoolStats) -> bool) -> PoolStats {
-    let deadline = Instant::now() + LONG;
-    loop {
+    let mut last = None;
+    eventually(what, || {
         let s = pool.stats();
-        if cond(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::yield_now();
-    }
+        let ok = cond(&s);
+        last = Some(s);
+        ok
+    });
+    last.expect("sampled at least once")
 }
 
 fn sampled(pool: &Pool<u32, u32>, probe: &ManualProbe) -> PoolStats {

@@ -13,7 +13,7 @@ use accelpool::{
     BuildError, GroupConfig, Pool, PoolConfig, Request, RunContext, SessionError, SessionFactory,
     TaskHandle, WorkerInfo,
 };
-use common::{assert_accounting, Count, Gate, LONG};
+use common::{assert_accounting, eventually, Count, Gate, LONG};
 
 type Out = (String, usize, u32);
 
@@ -148,14 +148,9 @@ fn removed_group_drains_before_it_goes() {
     };
     // The reload waits for the old group's queue; once the new generation
     // is in, new requests go to it meanwhile.
-    let until = std::time::Instant::now() + LONG;
-    while pool.group_names() != ["new"] {
-        assert!(
-            std::time::Instant::now() < until,
-            "the new generation never came in"
-        );
-        std::thread::yield_now();
-    }
+    eventually("the new generation to come in", || {
+        pool.group_names() == ["new"]
+    });
     let (g, _, _) = pool.submit(Request::new(9)).unwrap().wait().unwrap();
     assert_eq!(g, "new");
     gate.open_one();
@@ -206,14 +201,9 @@ fn what_the_old_generation_holds_at_the_timeout_is_handed_over() {
     gate.open_one();
     let (_, _, x) = stuck.wait_timeout(LONG).expect("resolved").unwrap();
     assert_eq!(x, 0);
-    let until = std::time::Instant::now() + LONG;
-    while pool.stats().late_results_discarded != 1 {
-        assert!(
-            std::time::Instant::now() < until,
-            "the second result was not discarded"
-        );
-        std::thread::yield_now();
-    }
+    eventually("the second result to be discarded", || {
+        pool.stats().late_results_discarded == 1
+    });
     assert_accounting(&pool.shutdown(LONG).stats);
 }
 

@@ -10,18 +10,17 @@ use std::time::{Duration, Instant};
 use accelpool::{
     GroupConfig, ManualClock, Pool, PoolStats, Request, ScalingConfig, SessionError, WorkerInfo,
 };
-use common::{assert_accounting, Gate, LONG};
+use common::{assert_accounting, eventually, Gate, LONG};
 
 fn until(pool: &Pool<u32, u32>, what: &str, cond: impl Fn(&PoolStats) -> bool) -> PoolStats {
-    let deadline = Instant::now() + LONG;
-    loop {
+    let mut last = None;
+    eventually(what, || {
         let s = pool.stats();
-        if cond(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::yield_now();
-    }
+        let ok = cond(&s);
+        last = Some(s);
+        ok
+    });
+    last.expect("sampled at least once")
 }
 
 #[test]

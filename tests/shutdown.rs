@@ -8,7 +8,7 @@ use std::time::Duration;
 use accelpool::{
     CancelReason, GroupConfig, Pool, Request, SessionError, SubmitError, TaskError, WorkerInfo,
 };
-use common::{assert_accounting, Gate, LONG};
+use common::{assert_accounting, eventually, Gate, LONG};
 
 fn gated(gate: &Gate, workers: usize) -> Pool<u32, u32> {
     let gate = gate.clone();
@@ -93,14 +93,9 @@ fn stuck_call_at_the_deadline_is_given_up_and_queued_work_cancelled() {
 
     // The stuck call returns later: its result is discarded and counted.
     gate.open_one();
-    let until = std::time::Instant::now() + LONG;
-    while pool.stats().late_results_discarded == 0 {
-        assert!(
-            std::time::Instant::now() < until,
-            "late result never counted"
-        );
-        std::thread::yield_now();
-    }
+    eventually("the late result to be counted", || {
+        pool.stats().late_results_discarded != 0
+    });
     let stats = pool.stats();
     assert_eq!(stats.late_results_discarded, 1);
     assert_accounting(&stats);

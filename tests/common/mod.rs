@@ -67,6 +67,20 @@ impl Count {
     }
 }
 
+/// Waits until `cond` holds, failing the test (naming `what`) if it does not
+/// within [`LONG`]. For conditions another thread makes true, such as a
+/// detached call's late result being counted.
+pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + LONG;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        std::thread::yield_now();
+    }
+}
+
 /// The invariant every test checks once a pool is shut down.
 pub fn assert_accounting(stats: &PoolStats) {
     let c: CountsSnapshot = stats.counts;
