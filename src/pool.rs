@@ -472,9 +472,12 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
                 all
             })
             .collect();
-        let parked_workers = workers
+        // From the same per-worker readings as the group stats, so the
+        // snapshot agrees with itself.
+        let parked_workers = groups
             .iter()
-            .filter(|w| w.parked.load(Ordering::Relaxed))
+            .flat_map(|g| &g.workers)
+            .filter(|w| w.parked)
             .count();
         let floor = s.admit_floor.load(Ordering::Relaxed);
         let memory = MemoryStats {
