@@ -328,7 +328,7 @@ impl<O> TaskHandle<O> {
         let mut i: u32 = 0;
         while !self.slot.status().is_terminal() {
             i = i.wrapping_add(1);
-            if i % 16 == 0 && Instant::now() >= until {
+            if i.is_multiple_of(16) && Instant::now() >= until {
                 return;
             }
             std::hint::spin_loop();

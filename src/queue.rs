@@ -141,11 +141,11 @@ impl<'a, T> Receiving<'a, T> {
             // Checking the clock and the stop flag every few rounds keeps the
             // loop tight; an occasional yield lets another thread on an
             // oversubscribed core run.
-            if i % 16 == 0 {
+            if i.is_multiple_of(16) {
                 if stop.load(Ordering::Relaxed) || Instant::now() >= until {
                     return None;
                 }
-                if i % 128 == 0 {
+                if i.is_multiple_of(128) {
                     std::thread::yield_now();
                 }
             }

@@ -14,7 +14,7 @@ use accelpool::{
     PressureEvent, PressureLevel, Priority, Request, RunContext, Session, SessionError,
     SubmitError, SysinfoProbe, WorkerInfo,
 };
-use common::{assert_accounting, eventually, Count, LONG};
+use common::{assert_accounting, stats_until, Count, LONG};
 
 struct Tracked {
     drops: Count,
@@ -33,20 +33,10 @@ impl Session<u32, u32> for Tracked {
 }
 
 /// Polls the pool's stats until `cond` holds; returns the stats that held.
-fn until(pool: &Pool<u32, u32>, what: &str, cond: impl Fn(&PoolStats) -> bool) -> PoolStats {
-    let mut last = None;
-    eventually(what, || {
-        let s = pool.stats();
-        let ok = cond(&s);
-        last = Some(s);
-        ok
-    });
-    last.expect("sampled at least once")
-}
 
 fn sampled(pool: &Pool<u32, u32>, probe: &ManualProbe) -> PoolStats {
     let want = probe.sample().unwrap();
-    until(pool, "the supervisor to read the new sample", |s| {
+    stats_until(pool, "the supervisor to read the new sample", |s| {
         s.memory.last_sample == Some(want)
     })
 }
@@ -121,7 +111,7 @@ fn workers_park_and_wake_with_hysteresis_and_nothing_is_lost() {
         e.action,
         PressureAction::Parked(vec![("cpu".into(), 1), ("npu".into(), 1)])
     );
-    let s = until(&pool, "two workers parked", |s| {
+    let s = stats_until(&pool, "two workers parked", |s| {
         s.memory.parked_workers == 2
     });
     assert_eq!(drops.get(), 2, "parked workers dropped their sessions");
@@ -167,7 +157,7 @@ fn workers_park_and_wake_with_hysteresis_and_nothing_is_lost() {
         e.action,
         PressureAction::Woken(vec![("npu".into(), 1), ("cpu".into(), 1)])
     );
-    until(&pool, "workers woken", |s| {
+    stats_until(&pool, "workers woken", |s| {
         s.memory.parked_workers == 0 && s.groups.iter().all(|g| g.active_workers == 2)
     });
     assert_eq!(builds.get(), 6, "two sessions rebuilt");

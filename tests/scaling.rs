@@ -10,18 +10,7 @@ use std::time::{Duration, Instant};
 use accelpool::{
     GroupConfig, ManualClock, Pool, PoolStats, Request, ScalingConfig, SessionError, WorkerInfo,
 };
-use common::{assert_accounting, eventually, Gate, LONG};
-
-fn until(pool: &Pool<u32, u32>, what: &str, cond: impl Fn(&PoolStats) -> bool) -> PoolStats {
-    let mut last = None;
-    eventually(what, || {
-        let s = pool.stats();
-        let ok = cond(&s);
-        last = Some(s);
-        ok
-    });
-    last.expect("sampled at least once")
-}
+use common::{assert_accounting, stats_until, Gate, LONG};
 
 #[test]
 fn idle_workers_park_and_wake_when_queue_wait_grows() {
@@ -59,7 +48,7 @@ fn idle_workers_park_and_wake_when_queue_wait_grows() {
     assert_eq!(pool.submit(Request::new(0)).unwrap().wait().unwrap(), 0);
     // Idle past the timeout: scaled down to the minimum, never below it.
     clock.advance(Duration::from_secs(11));
-    let s = until(&pool, "one worker parked", |s| {
+    let s = stats_until(&pool, "one worker parked", |s| {
         s.groups[0].active_workers == 1 && s.memory.parked_workers == 1
     });
     assert_eq!(s.groups[0].workers.iter().filter(|w| w.parked).count(), 1);

@@ -127,11 +127,11 @@ fn spin_recv(rx: &Receiver<u64>, spin: Duration) -> Option<u64> {
             return Some(v);
         }
         i = i.wrapping_add(1);
-        if i % 16 == 0 {
+        if i.is_multiple_of(16) {
             if Instant::now() >= until {
                 return None;
             }
-            if i % 128 == 0 {
+            if i.is_multiple_of(128) {
                 std::thread::yield_now();
             }
         }

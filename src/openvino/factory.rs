@@ -542,7 +542,7 @@ impl OpenVinoSession {
                 })?;
             let stale = self.bound[i]
                 .as_ref()
-                .map_or(true, |(shape, _)| *shape != t.shape);
+                .is_none_or(|(shape, _)| *shape != t.shape);
             if stale {
                 let dims: Vec<i64> = t.shape.iter().map(|&d| d as i64).collect();
                 let shape = Shape::new(&dims).map_err(OpenVinoError::call("make a shape"))?;

@@ -81,6 +81,22 @@ pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Polls a pool's stats until `cond` holds; returns the stats that held.
+pub fn stats_until<I: Send + Sync + 'static, O: Send + 'static>(
+    pool: &accelpool::Pool<I, O>,
+    what: &str,
+    cond: impl Fn(&PoolStats) -> bool,
+) -> PoolStats {
+    let mut last = None;
+    eventually(what, || {
+        let s = pool.stats();
+        let ok = cond(&s);
+        last = Some(s);
+        ok
+    });
+    last.expect("sampled at least once")
+}
+
 /// The invariant every test checks once a pool is shut down.
 pub fn assert_accounting(stats: &PoolStats) {
     let c: CountsSnapshot = stats.counts;
