@@ -32,8 +32,6 @@ impl Session<u32, u32> for Tracked {
     }
 }
 
-/// Polls the pool's stats until `cond` holds; returns the stats that held.
-
 fn sampled(pool: &Pool<u32, u32>, probe: &ManualProbe) -> PoolStats {
     let want = probe.sample().unwrap();
     stats_until(pool, "the supervisor to read the new sample", |s| {

@@ -7,9 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use accelpool::{
-    GroupConfig, ManualClock, Pool, PoolStats, Request, ScalingConfig, SessionError, WorkerInfo,
-};
+use accelpool::{GroupConfig, ManualClock, Pool, Request, ScalingConfig, SessionError, WorkerInfo};
 use common::{assert_accounting, stats_until, Gate, LONG};
 
 #[test]
