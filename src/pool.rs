@@ -634,14 +634,16 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
         mut group: Option<String>,
         wait: Wait,
     ) -> Result<TaskHandle<O>, Refused<I>> {
-        let mut generation = self.current.load_full();
+        // A guard, not a cloned `Arc`: no shared reference count is touched
+        // on the submit path.
+        let mut generation = self.current.load();
         loop {
             match self.admit_in(&generation, input, priority, deadline, group, wait) {
                 // A reload closed the generation this submitter was entering:
                 // the request goes to the new one.
                 Err(r) if matches!(r.kind, RefusedKind::Closed) => {
-                    let now = self.current.load_full();
-                    if Arc::ptr_eq(&now, &generation) {
+                    let now = self.current.load();
+                    if Arc::ptr_eq(&*now, &*generation) {
                         self.env.ledger.counts.rejected.inc();
                         return Err(r);
                     }
