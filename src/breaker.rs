@@ -85,6 +85,16 @@ impl BreakerConfig {
                 format!("{} is outside 1.0.. (finite)", self.backoff_multiplier),
             ));
         }
+        for (name, value) in [
+            ("recovery_timeout", self.recovery_timeout),
+            ("max_backoff", self.max_backoff),
+        ] {
+            crate::config::check_duration(
+                || format!("{path}.{name}"),
+                value,
+                crate::config::ranges::BREAKER_COOLDOWN,
+            )?;
+        }
         if self.max_backoff < self.recovery_timeout {
             return Err(ConfigError::new(
                 format!("{path}.max_backoff"),

@@ -6,6 +6,26 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+/// About a century: the furthest ahead any deadline is set.
+const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `t + d`, saturating: a duration too large for an [`Instant`] (such as
+/// `Duration::MAX`) gives an instant about a century ahead, which no wait
+/// reaches. Every "now plus a caller's duration" in the crate goes through
+/// here or [`checked_deadline`], so no duration can make it panic.
+pub(crate) fn saturating_add(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d.min(FAR)).unwrap_or(t)
+}
+
+/// `now + d`, or `None` when `d` is so large that it means "never" (more
+/// than about a century, or past what an [`Instant`] can hold).
+pub(crate) fn checked_deadline(d: Duration) -> Option<Instant> {
+    if d > FAR {
+        return None;
+    }
+    Instant::now().checked_add(d)
+}
+
 /// A source of the current instant.
 pub trait Clock: Send + Sync + 'static {
     /// Now.
@@ -52,9 +72,11 @@ impl ManualClock {
         Self(Arc::new(Mutex::new(Instant::now())))
     }
 
-    /// Moves the clock forward.
+    /// Moves the clock forward (saturating: a huge `d` moves it about a
+    /// century).
     pub fn advance(&self, d: Duration) {
-        *self.0.lock() += d;
+        let mut now = self.0.lock();
+        *now = saturating_add(*now, d);
     }
 }
 

@@ -39,6 +39,116 @@ impl ConfigError {
     }
 }
 
+/// The most workers one group may have.
+pub const MAX_WORKERS: usize = 1024;
+/// The largest queue capacity of one priority level (queues are allocated
+/// whole when a group starts).
+pub const MAX_CAPACITY: usize = 1 << 20;
+/// The largest dead-letter queue.
+pub const MAX_DEAD_LETTERS: usize = 1 << 20;
+/// The most warmup calls per session.
+pub const MAX_WARMUP: u32 = 1000;
+/// The most attempts per request.
+pub const MAX_ATTEMPTS: u32 = 100;
+/// The largest configuration file [`PoolConfig::from_yaml_file`] reads, and
+/// the longest text [`PoolConfig::from_yaml`] parses.
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+/// The deepest nesting of YAML collections a configuration may have (a real
+/// one needs five).
+pub const MAX_CONFIG_DEPTH: usize = 32;
+
+/// The range each duration setting must fall in, checked at load:
+/// `(field, least, most)`. A value outside it is an error naming the field
+/// and the range; none of them can make the runtime's arithmetic overflow.
+///
+/// | field | range |
+/// | --- | --- |
+/// | `health_check_interval` | 100µs ..= 1min |
+/// | `groups[].spin_before_park` | 0 ..= 1s |
+/// | `groups[].call_timeout` | 1ms ..= 7days |
+/// | `groups[].scaling.queue_wait_target` | 1µs ..= 1h |
+/// | `groups[].scaling.idle_timeout` | 1ms ..= 7days |
+/// | `groups[].breaker.recovery_timeout` | 1ms ..= 1day |
+/// | `groups[].breaker.max_backoff` | 1ms ..= 1day |
+/// | `retry.initial_backoff` | 0 ..= 1h |
+/// | `retry.max_backoff` | 0 ..= 1h |
+/// | `memory.sample_interval` | 1ms ..= 1h |
+pub mod ranges {
+    use std::ops::RangeInclusive;
+    use std::time::Duration;
+
+    const fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+    const HOUR: Duration = Duration::from_secs(3600);
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    /// `health_check_interval`.
+    pub const HEALTH_CHECK_INTERVAL: RangeInclusive<Duration> =
+        Duration::from_micros(100)..=ms(60_000);
+    /// `groups[].spin_before_park`.
+    pub const SPIN_BEFORE_PARK: RangeInclusive<Duration> = Duration::ZERO..=ms(1000);
+    /// `groups[].call_timeout`.
+    pub const CALL_TIMEOUT: RangeInclusive<Duration> = ms(1)..=Duration::from_secs(7 * 24 * 3600);
+    /// `groups[].scaling.queue_wait_target`.
+    pub const QUEUE_WAIT_TARGET: RangeInclusive<Duration> = Duration::from_micros(1)..=HOUR;
+    /// `groups[].scaling.idle_timeout`.
+    pub const IDLE_TIMEOUT: RangeInclusive<Duration> = ms(1)..=Duration::from_secs(7 * 24 * 3600);
+    /// `groups[].breaker.recovery_timeout` and `groups[].breaker.max_backoff`.
+    pub const BREAKER_COOLDOWN: RangeInclusive<Duration> = ms(1)..=DAY;
+    /// `retry.initial_backoff` and `retry.max_backoff`.
+    pub const RETRY_BACKOFF: RangeInclusive<Duration> = Duration::ZERO..=HOUR;
+    /// `memory.sample_interval`.
+    pub const SAMPLE_INTERVAL: RangeInclusive<Duration> = ms(1)..=HOUR;
+}
+
+/// Checks a duration setting against its range; the error names the field,
+/// the value and the range in the units YAML takes (`1h`, `250ms`).
+pub(crate) fn check_duration(
+    field: impl FnOnce() -> String,
+    value: Duration,
+    range: std::ops::RangeInclusive<Duration>,
+) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    let show = |d: Duration| {
+        if d.is_zero() {
+            "0s".to_owned()
+        } else if d > Duration::from_secs(1000 * 365 * 24 * 3600) {
+            format!("{}s", d.as_secs())
+        } else {
+            humantime_serde::re::humantime::format_duration(d).to_string()
+        }
+    };
+    Err(ConfigError::new(
+        field(),
+        format!(
+            "{} is outside {}..={}",
+            show(value),
+            show(*range.start()),
+            show(*range.end())
+        ),
+    ))
+}
+
+/// Checks a count setting against `least..=most`.
+pub(crate) fn check_count<T: PartialOrd + std::fmt::Display + Copy>(
+    field: impl FnOnce() -> String,
+    value: T,
+    least: T,
+    most: T,
+) -> Result<(), ConfigError> {
+    if value >= least && value <= most {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            field(),
+            format!("{value} is outside {least}..={most}"),
+        ))
+    }
+}
+
 /// Queue capacity for each priority level of one group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -90,13 +200,16 @@ pub struct GroupConfig {
     /// Routing priority, 1 to 10: higher is tried first.
     #[serde(default = "defaults::priority")]
     pub priority: u8,
-    /// Worker threads: the most the group runs (capped by the cores
-    /// available). All start; load scaling and memory pressure may park
-    /// some, down to `min_workers`.
+    /// Worker threads: the most the group runs, 1 to [`MAX_WORKERS`]. All
+    /// start; load scaling and memory pressure may park some, down to
+    /// `min_workers`. The count is honoured even above the cores the
+    /// process has (a worker that drives an NPU or a remote device mostly
+    /// waits): workers then share cores, which the startup log and
+    /// [`WorkerStats::shares_core`](crate::WorkerStats) say.
     #[serde(default = "defaults::workers")]
     pub workers: usize,
-    /// The fewest workers kept running (at least 1, so the group's queues
-    /// are always drained).
+    /// The fewest workers kept running: 1 to `workers` (at least 1, so the
+    /// group's queues are always drained).
     #[serde(default = "defaults::workers")]
     pub min_workers: usize,
     /// Load scaling between `min_workers` and `workers`.
@@ -171,6 +284,20 @@ pub struct BackendConfig {
     #[cfg(feature = "openvino")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openvino: Option<crate::openvino::OpenVinoConfig>,
+    /// Without the feature, `openvino:` is still recognised, so that the
+    /// error says how to turn the backend on instead of "unknown field".
+    #[cfg(not(feature = "openvino"))]
+    #[serde(default, skip_serializing, deserialize_with = "openvino_feature_off")]
+    openvino: Option<()>,
+}
+
+#[cfg(not(feature = "openvino"))]
+fn openvino_feature_off<'de, D: serde::Deserializer<'de>>(_: D) -> Result<Option<()>, D::Error> {
+    Err(serde::de::Error::custom(
+        "this build of accelpool has no OpenVINO backend: its `openvino` feature is off. \
+         Turn it on (it is a default feature: remove `default-features = false` from the \
+         accelpool dependency, or add `features = [\"openvino\"]`)",
+    ))
 }
 
 impl BackendConfig {
@@ -284,29 +411,48 @@ impl GroupConfig {
                 format!("{} is outside 1..=10", self.priority),
             ));
         }
-        if self.workers == 0 {
+        check_count(|| format!("{path}.workers"), self.workers, 1, MAX_WORKERS)?;
+        if !(1..=self.workers).contains(&self.min_workers) {
             return Err(ConfigError::new(
-                format!("{path}.workers"),
-                "0 is outside 1..",
+                format!("{path}.min_workers"),
+                format!(
+                    "{} is outside 1..={} (at least one worker runs, and no more than `workers`)",
+                    self.min_workers, self.workers
+                ),
             ));
         }
-        if self.call_timeout.is_zero() {
-            return Err(ConfigError::new(
-                format!("{path}.call_timeout"),
-                "must be more than 0",
-            ));
-        }
+        check_count(|| format!("{path}.warmup"), self.warmup, 0, MAX_WARMUP)?;
+        check_duration(
+            || format!("{path}.spin_before_park"),
+            self.spin_before_park,
+            ranges::SPIN_BEFORE_PARK,
+        )?;
+        check_duration(
+            || format!("{path}.call_timeout"),
+            self.call_timeout,
+            ranges::CALL_TIMEOUT,
+        )?;
+        check_duration(
+            || format!("{path}.scaling.queue_wait_target"),
+            self.scaling.queue_wait_target,
+            ranges::QUEUE_WAIT_TARGET,
+        )?;
+        check_duration(
+            || format!("{path}.scaling.idle_timeout"),
+            self.scaling.idle_timeout,
+            ranges::IDLE_TIMEOUT,
+        )?;
         self.breaker.validate(&format!("{path}.breaker"))?;
         if let Some(b) = &self.backend {
             b.validate(&format!("{path}.backend"))?;
         }
         for p in Priority::ALL {
-            if self.capacity.of(p) == 0 {
-                return Err(ConfigError::new(
-                    format!("{path}.capacity.{}", p.name()),
-                    "0 is outside 1..",
-                ));
-            }
+            check_count(
+                || format!("{path}.capacity.{}", p.name()),
+                self.capacity.of(p),
+                1,
+                MAX_CAPACITY,
+            )?;
         }
         Ok(())
     }
@@ -367,9 +513,22 @@ impl RetryPolicy {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.max_attempts == 0 {
-            return Err(ConfigError::new("retry.max_attempts", "0 is outside 1.."));
-        }
+        check_count(
+            || "retry.max_attempts".into(),
+            self.max_attempts,
+            1,
+            MAX_ATTEMPTS,
+        )?;
+        check_duration(
+            || "retry.initial_backoff".into(),
+            self.initial_backoff,
+            ranges::RETRY_BACKOFF,
+        )?;
+        check_duration(
+            || "retry.max_backoff".into(),
+            self.max_backoff,
+            ranges::RETRY_BACKOFF,
+        )?;
         if !(self.multiplier >= 1.0 && self.multiplier.is_finite()) {
             return Err(ConfigError::new(
                 "retry.multiplier",
@@ -434,8 +593,9 @@ pub struct PoolConfig {
     /// Memory-pressure control.
     #[serde(default)]
     pub memory: MemoryConfig,
-    /// Device groups (at least one).
-    #[serde(default)]
+    /// Device groups: 1 to [`MAX_GROUPS`](crate::MAX_GROUPS). A file with
+    /// more is refused as it is read, not after.
+    #[serde(default, deserialize_with = "bounded_groups")]
     pub groups: Vec<GroupConfig>,
 }
 
@@ -466,6 +626,7 @@ impl PoolConfig {
     /// assert!(err.message.contains("unknown field `wokers`"));
     /// ```
     pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
+        crate::yaml_guard::check(text)?;
         let de = serde_yaml_ng::Deserializer::from_str(text);
         let cfg: PoolConfig = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
@@ -488,10 +649,19 @@ impl PoolConfig {
 
     /// Reads and validates a YAML file.
     pub fn from_yaml_file(path: impl AsRef<std::path::Path>) -> Result<Self, ConfigError> {
+        use std::io::Read;
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let unreadable = |e: std::io::Error| {
             ConfigError::new(path.display().to_string(), format!("cannot read: {e}"))
-        })?;
+        };
+        // Read one byte past the limit, never the whole of a huge file.
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| {
+                f.take(MAX_CONFIG_BYTES as u64 + 1)
+                    .read_to_string(&mut text)
+            })
+            .map_err(unreadable)?;
         Self::from_yaml(&text).map_err(|e| {
             ConfigError::new(e.field, format!("{} (in {})", e.message, path.display()))
         })
@@ -500,20 +670,32 @@ impl PoolConfig {
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.retry.validate()?;
-        if self.dead_letter.capacity == 0 {
-            return Err(ConfigError::new("dead_letter.capacity", "0 is outside 1.."));
-        }
+        check_count(
+            || "dead_letter.capacity".into(),
+            self.dead_letter.capacity,
+            1,
+            MAX_DEAD_LETTERS,
+        )?;
         self.memory.validate()?;
-        if self.health_check_interval.is_zero() {
-            return Err(ConfigError::new(
-                "health_check_interval",
-                "must be more than 0",
-            ));
-        }
+        check_duration(
+            || "health_check_interval".into(),
+            self.health_check_interval,
+            ranges::HEALTH_CHECK_INTERVAL,
+        )?;
         if self.groups.is_empty() {
             return Err(ConfigError::new(
                 "groups",
                 "at least one device group is required",
+            ));
+        }
+        if self.groups.len() > crate::MAX_GROUPS {
+            return Err(ConfigError::new(
+                "groups",
+                format!(
+                    "{} groups is outside 1..={}",
+                    self.groups.len(),
+                    crate::MAX_GROUPS
+                ),
             ));
         }
         let mut names = HashSet::new();
@@ -531,6 +713,34 @@ impl PoolConfig {
         }
         Ok(())
     }
+}
+
+/// Reads the group list, refusing it as soon as it passes `MAX_GROUPS`.
+fn bounded_groups<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<GroupConfig>, D::Error> {
+    struct Groups;
+    impl<'de> serde::de::Visitor<'de> for Groups {
+        type Value = Vec<GroupConfig>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of device groups")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut groups = Vec::new();
+            while let Some(g) = seq.next_element()? {
+                if groups.len() == crate::MAX_GROUPS {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "more than {} groups; a pool has at most {0}",
+                        crate::MAX_GROUPS
+                    )));
+                }
+                groups.push(g);
+            }
+            Ok(groups)
+        }
+    }
+    d.deserialize_seq(Groups)
 }
 
 mod defaults {

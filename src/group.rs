@@ -44,6 +44,8 @@ pub(crate) struct Group<I, O> {
     pub config: GroupConfig,
     pub levels: Levels<Job<I, O>>,
     pub factory: Arc<dyn SessionFactory<I, O>>,
+    /// What the factory says its sessions run (read once, for the stats).
+    pub backend: std::collections::BTreeMap<String, String>,
     pub breaker: CircuitBreaker,
     /// Workers of the group that are healthy now; the router skips the
     /// group at zero. Changed only on a worker's own transitions
@@ -58,7 +60,7 @@ pub(crate) struct Group<I, O> {
     pub retired: Mutex<Vec<Arc<WorkerShared<I, O>>>>,
 }
 
-impl<I, O> Group<I, O> {
+impl<I: 'static, O: 'static> Group<I, O> {
     pub(crate) fn new(
         config: GroupConfig,
         factory: Arc<dyn SessionFactory<I, O>>,
@@ -70,6 +72,7 @@ impl<I, O> Group<I, O> {
             breaker: CircuitBreaker::new(config.breaker.clone(), clock),
             healthy_workers: AtomicUsize::new(0),
             config,
+            backend: factory.describe().into_iter().collect(),
             factory,
             counts: Counts::default(),
             stuck_calls: Counter::default(),
@@ -77,7 +80,9 @@ impl<I, O> Group<I, O> {
             retired: Mutex::new(Vec::new()),
         }
     }
+}
 
+impl<I, O> Group<I, O> {
     #[inline]
     pub(crate) fn is_healthy(&self) -> bool {
         self.healthy_workers.load(Ordering::Acquire) > 0
@@ -96,6 +101,19 @@ impl<I, O> Group<I, O> {
             .iter()
             .filter(|w| w.shared.busy_since.load(Ordering::Relaxed) != 0)
             .count()
+    }
+
+    /// What the group's workers counted (replaced workers included): the
+    /// attempt counters a pool sums across generations.
+    pub(crate) fn worker_counts(&self) -> CountsSnapshot {
+        let mut counts = CountsSnapshot::default();
+        for w in self.workers.lock().iter() {
+            add_worker_counts(&mut counts, &w.shared.counts.snapshot());
+        }
+        for w in self.retired.lock().iter() {
+            add_worker_counts(&mut counts, &w.counts.snapshot());
+        }
+        counts
     }
 
     /// The group's stats; `now` in clock nanoseconds since the pool's epoch.
@@ -120,6 +138,7 @@ impl<I, O> Group<I, O> {
             capacity: self.config.capacity,
             active_workers: workers.iter().filter(|w| w.shared.is_active()).count(),
             name: self.name.to_string(),
+            backend: self.backend.clone(),
             priority: self.config.priority,
             healthy: self.is_healthy(),
             breaker: self.breaker.stats(),
@@ -162,10 +181,11 @@ pub(crate) fn spawn_worker<I: Send + Sync + 'static, O: Send + 'static>(
     gi: usize,
     index: usize,
     core: Option<core_affinity::CoreId>,
+    shares_core: bool,
     ready: Option<ReadyTx>,
 ) -> std::io::Result<WorkerSlot<I, O>> {
     let g = &shared.groups[gi];
-    let me = Arc::new(WorkerShared::new(index, core));
+    let me = Arc::new(WorkerShared::new(index, core, shares_core));
     let (control_tx, control_rx) = bounded(1);
     let (exited_tx, exited_rx) = bounded(0);
     let start = WorkerStart {
@@ -192,6 +212,9 @@ pub(crate) fn spawn_worker<I: Send + Sync + 'static, O: Send + 'static>(
 pub struct GroupStats {
     /// Group name.
     pub name: String,
+    /// What its sessions run, as the session factory describes it (for
+    /// OpenVINO: `backend`, `device`, `model`, `precision`).
+    pub backend: std::collections::BTreeMap<String, String>,
     /// Routing priority (1-10, higher first).
     pub priority: u8,
     /// False when none of its workers is healthy: the router skips it.

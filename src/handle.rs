@@ -234,9 +234,11 @@ impl<O> Slot<O> {
             }
         }
         on_claim();
+        // Counted before the caller can see the result, so a caller that
+        // has its result also sees it in the pool's counters.
+        self.ledger.record_outcome(state);
         *self.cell.lock() = Cell::Ready(result);
         self.ready.notify_all();
-        self.ledger.record_outcome(state);
         true
     }
 
@@ -356,9 +358,11 @@ impl<O> TaskHandle<O> {
         }
     }
 
-    /// Blocks up to `timeout`; `None` if the request has not finished by then.
+    /// Blocks up to `timeout`; `None` if the request has not finished by
+    /// then. A timeout too large to be a point in time (such as
+    /// `Duration::MAX`) waits until the request finishes.
     pub fn wait_timeout(&mut self, timeout: Duration) -> Option<Result<O, TaskError>> {
-        self.wait_deadline(Instant::now() + timeout)
+        self.wait_deadline(crate::clock::saturating_add(Instant::now(), timeout))
     }
 
     /// Blocks until `deadline`; `None` if the request has not finished by then.

@@ -64,14 +64,16 @@ mod shutdown;
 mod stats;
 mod supervisor;
 mod worker;
+mod yaml_guard;
 
 pub use breaker::{
     Admission, BreakerConfig, BreakerState, BreakerStats, CircuitBreaker, FailureRecord, Transition,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    BackendConfig, ConfigError, DeadLetterConfig, GroupConfig, LevelCapacity, OverflowPolicy,
-    PoolConfig, RetryPolicy, ScalingConfig,
+    ranges, BackendConfig, ConfigError, DeadLetterConfig, GroupConfig, LevelCapacity,
+    OverflowPolicy, PoolConfig, RetryPolicy, ScalingConfig, MAX_ATTEMPTS, MAX_CAPACITY,
+    MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_DEAD_LETTERS, MAX_WARMUP, MAX_WORKERS,
 };
 pub use dlq::{DeadLetter, DeadLetterQueue};
 pub use error::{BuildError, InputError, ReplayError, SubmitError};

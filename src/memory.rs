@@ -164,12 +164,11 @@ impl MemoryConfig {
                 ),
             ));
         }
-        if self.sample_interval.is_zero() {
-            return Err(ConfigError::new(
-                "memory.sample_interval",
-                "must be more than 0",
-            ));
-        }
+        crate::config::check_duration(
+            || "memory.sample_interval".into(),
+            self.sample_interval,
+            crate::config::ranges::SAMPLE_INTERVAL,
+        )?;
         Ok(())
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Core ids are read once, on the thread that builds the pool, before any
 //! worker is pinned: a pinned thread would see only its own core. Workers are
-//! handed cores round-robin across all groups, so two groups share cores only
-//! when there are more workers than cores. A failed pin is reported in the
+//! handed cores round-robin across all groups, so two workers share a core only
+//! when there are more workers than cores: the configured count is honoured,
+//! never capped (a worker driving an NPU or a remote device mostly waits). A failed pin is reported in the
 //! worker's stats and the worker runs unpinned.
 
 use core_affinity::CoreId;
@@ -32,9 +33,9 @@ impl CorePlan {
     }
 }
 
-/// The most workers one group may run: the parallelism this process has
-/// (which honours cgroup CPU quotas).
-pub(crate) fn max_workers() -> usize {
+/// The cores this process may use: its parallelism, which honours the
+/// affinity mask and cgroup CPU quotas. Reported, never used as a cap.
+pub(crate) fn available_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 

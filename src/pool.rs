@@ -31,10 +31,10 @@ use crate::memory::{
 use crate::pinning::{self, CorePlan};
 use crate::pressure::MemoryStats;
 use crate::request::{Job, Request};
-use crate::router::{self, MAX_GROUPS};
+use crate::router;
 use crate::session::{SessionError, SessionFactory};
 use crate::shutdown::{Lifecycle, ReloadReport};
-use crate::stats::{Counter, HealthSummary, Latencies, Ledger, PoolStats};
+use crate::stats::{Counter, CountsSnapshot, HealthSummary, Latencies, Ledger, PoolStats};
 use crate::supervisor::{self, Msg};
 use crate::Priority;
 use crate::ShutdownReport;
@@ -67,6 +67,10 @@ pub(crate) struct Shared<I, O> {
     pub pressure_high: AtomicBool,
     pub last_sample: Mutex<Option<MemorySample>>,
     pub pressure_events: Counter,
+    /// Panics contained inside the supervisor (pool-wide, see [`Env`]).
+    pub supervisor_panics: Arc<Counter>,
+    /// Health and scaling checks the supervisor finished.
+    pub supervisor_checks: Counter,
 }
 
 pub(crate) type PressureHook = Box<dyn Fn(&PressureEvent) + Send + Sync>;
@@ -269,15 +273,48 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Shared<I, O> {
 
     /// Takes a request from an older generation (a reload's hand-over):
     /// its group restriction is carried over by name, and the supervisor
-    /// routes it like a retry that is due now.
-    pub(crate) fn adopt(&self, mut job: Job<I, O>, old_groups: &[Group<I, O>]) {
+    /// routes it like a retry that is due now. A request restricted to a
+    /// group the reload removed runs nowhere else: it is dead-lettered with
+    /// an error naming the group (its letter keeps the restriction, so a
+    /// replay once the group is back runs it there).
+    /// True if handed over, false if dead-lettered.
+    pub(crate) fn adopt(&self, mut job: Job<I, O>, old_groups: &[Group<I, O>]) -> bool {
         job.slot.requeue(); // a call given up on mid-run goes back to Queued
-        job.only_group = job
-            .only_group
-            .and_then(|g| self.group_index(&old_groups[g].name));
+        if let Some(old) = job.only_group {
+            let name = &old_groups[old].name;
+            match self.group_index(name) {
+                Some(g) => job.only_group = Some(g),
+                None => {
+                    job.only_group = None;
+                    job.errors.push(crate::handle::AttemptError {
+                        attempt: job.attempts,
+                        group: Arc::clone(name),
+                        worker: 0,
+                        error: SessionError::permanent(format!(
+                            "group `{name}` was removed by a reload while this request, \
+                             which may run only there, was still queued or running; it was \
+                             not run elsewhere (replay it once the group is back)"
+                        )),
+                        at: SystemTime::now(),
+                    });
+                    crate::retry::dead_letter_as(self, job, Some(name.to_string()), || ());
+                    return false;
+                }
+            }
+        }
         job.failed_groups = 0;
         job.probe = false;
         self.schedule_retry(Instant::now(), job);
+        true
+    }
+
+    /// What this generation's workers counted.
+    fn attempt_counts(&self) -> CountsSnapshot {
+        let mut all = CountsSnapshot::default();
+        for g in &self.groups {
+            add_attempts(&mut all, &g.worker_counts());
+        }
+        all
     }
 
     pub(crate) fn group_index(&self, name: &str) -> Option<usize> {
@@ -296,6 +333,7 @@ struct Entry<'a>(&'a AtomicUsize);
 
 impl<'a> Entry<'a> {
     fn new(c: &'a AtomicUsize) -> Self {
+        // SeqCst: raise `entering` before reading `closed` (Dekker with shutdown).
         c.fetch_add(1, Ordering::SeqCst);
         Self(c)
     }
@@ -303,6 +341,7 @@ impl<'a> Entry<'a> {
 
 impl Drop for Entry<'_> {
     fn drop(&mut self) {
+        // SeqCst: in the same total order as shutdown's read of `entering`.
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -353,8 +392,56 @@ pub(crate) struct Env<I, O> {
     pub clock: Arc<dyn Clock>,
     pub probe: Arc<dyn MemoryProbe>,
     pub on_pressure: Option<Arc<PressureHook>>,
+    pub supervisor_panics: Arc<Counter>,
     /// Factories by group name, for reloads that keep a group.
     pub factories: Mutex<Vec<NamedFactory<I, O>>>,
+    /// Generations a reload replaced; its lock orders a reload's swap
+    /// against a stats snapshot.
+    pub history: Mutex<History<I, O>>,
+}
+
+/// The attempt counts of generations a reload replaced. Workers count their
+/// attempts (started, failed, retried) themselves and go with their
+/// generation, so the pool keeps what they counted: pool-wide counters stay
+/// monotonic across reloads.
+pub(crate) struct History<I, O> {
+    /// What retired generations' workers counted.
+    carried: CountsSnapshot,
+    /// Generations swapped out and still draining.
+    draining: Vec<Arc<Shared<I, O>>>,
+}
+
+impl<I, O> Default for History<I, O> {
+    fn default() -> Self {
+        Self {
+            carried: CountsSnapshot::default(),
+            draining: Vec::new(),
+        }
+    }
+}
+
+impl<I: Send + Sync + 'static, O: Send + 'static> History<I, O> {
+    /// A generation is done draining: keep its counts, let it go.
+    fn retire(&mut self, old: &Arc<Shared<I, O>>) {
+        self.draining.retain(|s| !Arc::ptr_eq(s, old));
+        add_attempts(&mut self.carried, &old.attempt_counts());
+    }
+
+    /// Attempts counted by every generation but the current one.
+    fn attempts(&self) -> CountsSnapshot {
+        let mut all = self.carried;
+        for s in &self.draining {
+            add_attempts(&mut all, &s.attempt_counts());
+        }
+        all
+    }
+}
+
+/// Adds the attempt counters (the ones workers keep) of `from` into `into`.
+fn add_attempts(into: &mut CountsSnapshot, from: &CountsSnapshot) {
+    into.started += from.started;
+    into.failed_attempts += from.failed_attempts;
+    into.retried += from.retried;
 }
 
 // A refused request comes back whole inside `SubmitError`, by design: the
@@ -384,7 +471,9 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
         request: Request<I>,
         timeout: Duration,
     ) -> Result<TaskHandle<O>, SubmitError<I>> {
-        self.admit(request, Wait::Until(Instant::now() + timeout))
+        // A timeout too large to be a point in time waits as long as `submit`.
+        let wait = crate::clock::checked_deadline(timeout).map_or(Wait::Forever, Wait::Until);
+        self.admit(request, wait)
     }
 
     /// Submits many requests in order, blocking on each while queues are full.
@@ -454,14 +543,16 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
     /// A snapshot of every counter, queue depth, latency, breaker and
     /// health state.
     pub fn stats(&self) -> PoolStats {
+        // The history lock first: a reload swaps generations under it.
+        let history = self.env.history.lock();
         let s = &*self.current.load_full();
         let now = s.clock_nanos();
         let groups: Vec<_> = s.groups.iter().map(|g| g.stats(now)).collect();
         let mut counts = s.ledger.counts.snapshot();
+        add_attempts(&mut counts, &history.attempts());
+        drop(history);
         for g in &groups {
-            counts.started += g.counts.started;
-            counts.failed_attempts += g.counts.failed_attempts;
-            counts.retried += g.counts.retried;
+            add_attempts(&mut counts, &g.counts);
         }
         let workers: Vec<_> = s
             .groups
@@ -497,6 +588,8 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
             counts,
             in_flight: s.ledger.in_flight(),
             late_results_discarded: s.ledger.late_results.get(),
+            supervisor_panics: self.env.supervisor_panics.get(),
+            supervisor_checks: s.supervisor_checks.get(),
             dead_letter: s.dlq.stats(),
             latency: Latencies::snapshot(workers.iter().map(|w| &w.latency)),
             health: HealthSummary::of(&groups),
@@ -524,9 +617,22 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
     /// How: a new generation of groups, workers and supervisor starts with
     /// the new configuration; once every worker has its session, new
     /// requests go to it. The old generation drains what it holds (up to
-    /// `drain_timeout`), and whatever is still queued then is handed over to
-    /// the new one. Nothing is lost or run twice, and the pool-wide counters
-    /// carry on (group counters start again with the new groups). An invalid
+    /// `drain_timeout`). What it still holds then:
+    ///
+    /// - a queued request (or one waiting for a retry) is handed over to
+    ///   the new generation and runs once, there;
+    /// - a call still running is handed over like a stuck call: the request
+    ///   runs again in the new generation and resolves once, with whichever
+    ///   call finishes first. The outcome is exactly-once; the session may
+    ///   see the request twice (at-least-once execution). Give
+    ///   `drain_timeout` more than the longest call to avoid it;
+    /// - a request restricted to a group the reload removes
+    ///   ([`Request::group`]) is never run elsewhere: it is dead-lettered
+    ///   with an error naming the group.
+    ///
+    /// [`ReloadReport`] counts each. Every accepted request still resolves
+    /// exactly once, and the pool-wide counters carry on, monotonic across
+    /// reloads (group counters start again with the new groups). An invalid
     /// configuration, a missing factory or a failed session build leaves the
     /// running pool untouched and returns the error.
     pub fn reload(
@@ -549,6 +655,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
         config.validate()?;
         let mut life = self.lifecycle.lock();
         let old = self.current.load_full();
+        // SeqCst: the same flag and order as admission reads it.
         if old.closed.load(Ordering::SeqCst) {
             return Err(BuildError::Group {
                 group: String::new(),
@@ -565,16 +672,24 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
         let before: Vec<String> = old.groups.iter().map(|g| g.name.to_string()).collect();
         let (fresh, fresh_life) = start_generation(config, chosen, &self.env)?;
         let after: Vec<String> = fresh.groups.iter().map(|g| g.name.to_string()).collect();
-        // From here on, submitters use the new generation.
-        self.current.store(Arc::clone(&fresh));
+        // From here on, submitters use the new generation. The old one is
+        // listed as draining in the same step, so a stats snapshot counts
+        // its workers exactly once.
+        {
+            let mut history = self.env.history.lock();
+            history.draining.push(Arc::clone(&old));
+            self.current.store(Arc::clone(&fresh));
+        }
         let mut old_life = std::mem::replace(&mut *life, fresh_life);
         drop(life);
+        let dead_lettered = std::cell::Cell::new(0);
         let handover = crate::shutdown::run(
             &old,
             &mut old_life,
-            Instant::now() + drain_timeout,
-            crate::shutdown::Mode::HandOver(&fresh),
+            crate::clock::saturating_add(Instant::now(), drain_timeout),
+            crate::shutdown::Mode::HandOver(&fresh, &dead_lettered),
         );
+        self.env.history.lock().retire(&old);
         Ok(ReloadReport {
             added: after
                 .iter()
@@ -592,7 +707,9 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
                 .cloned()
                 .collect(),
             drained: handover.drained,
-            handed_over: handover.cancelled_queued + handover.cancelled_running,
+            handed_over: handover.cancelled_queued,
+            handed_over_running: handover.cancelled_running,
+            dead_lettered: dead_lettered.get(),
             elapsed: started.elapsed(),
         })
     }
@@ -606,7 +723,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
         let report = crate::shutdown::run(
             &self.current.load_full(),
             &mut self.lifecycle.lock(),
-            Instant::now() + timeout,
+            crate::clock::saturating_add(Instant::now(), timeout),
             crate::shutdown::Mode::Shutdown,
         );
         ShutdownReport {
@@ -678,6 +795,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
                 kind,
             })
         };
+        // SeqCst: read after raising `entering` (Dekker with shutdown).
         if s.closed.load(Ordering::SeqCst) {
             return refuse(input, group, RefusedKind::Closed);
         }
@@ -818,7 +936,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Drop for Pool<I, O> {
         crate::shutdown::run(
             &self.current.load_full(),
             &mut self.lifecycle.lock(),
-            Instant::now() + self.drop_timeout,
+            crate::clock::saturating_add(Instant::now(), self.drop_timeout),
             crate::shutdown::Mode::Shutdown,
         );
     }
@@ -1006,6 +1124,8 @@ impl<I: Send + Sync + 'static, O: Send + 'static> PoolBuilder<I, O> {
             clock,
             probe,
             on_pressure: on_pressure.map(Arc::new),
+            supervisor_panics: Arc::default(),
+            history: Mutex::default(),
             factories: Mutex::new(Vec::new()),
         };
         let (shared, life) = start_generation(config, factories, &env)?;
@@ -1025,13 +1145,9 @@ fn start_generation<I: Send + Sync + 'static, O: Send + 'static>(
     mut factories: Vec<NamedFactory<I, O>>,
     env: &Env<I, O>,
 ) -> Result<Generation<I, O>, BuildError> {
-    if config.groups.len() > MAX_GROUPS {
-        return Err(BuildError::Config(crate::ConfigError::new(
-            "groups",
-            format!("{} groups is outside 1..={MAX_GROUPS}", config.groups.len()),
-        )));
-    }
-    let max = pinning::max_workers();
+    // `config` was validated by the caller: at most MAX_GROUPS groups, so
+    // a group index fits the routing bitmasks.
+    debug_assert!(config.groups.len() <= crate::router::MAX_GROUPS);
     let mut groups = Vec::with_capacity(config.groups.len());
     let mut kept = Vec::new();
     for g in &mut config.groups {
@@ -1044,15 +1160,6 @@ fn start_generation<I: Send + Sync + 'static, O: Send + 'static>(
             });
         };
         let (name, factory) = factories.swap_remove(pos);
-        if g.workers > max {
-            log::warn!(
-                "group `{}`: {} workers asked, {max} cores available; using {max}",
-                g.name,
-                g.workers
-            );
-            g.workers = max;
-            g.min_workers = g.min_workers.min(max);
-        }
         kept.push((name, Arc::clone(&factory)));
         groups.push(Group::new(g.clone(), factory, Arc::clone(&env.clock)));
     }
@@ -1094,6 +1201,8 @@ fn start_generation<I: Send + Sync + 'static, O: Send + 'static>(
         pressure_high: AtomicBool::new(false),
         last_sample: Mutex::new(None),
         pressure_events: Counter::default(),
+        supervisor_panics: Arc::clone(&env.supervisor_panics),
+        supervisor_checks: Counter::default(),
     });
     let supervisor = {
         let shared = Arc::clone(&shared);
@@ -1112,25 +1221,45 @@ fn start_generation<I: Send + Sync + 'static, O: Send + 'static>(
 }
 
 /// Spawns every group's workers and waits for their first sessions.
+///
+/// The configured worker count is honoured whatever the cores: a worker
+/// that drives an NPU, a GPU or a remote device mostly waits, so more
+/// workers than cores can be right. When there are more pinned workers than
+/// cores, cores are shared round-robin; the startup log says so and each
+/// such worker's stats show `shares_core`.
 fn start_workers<I: Send + Sync + 'static, O: Send + 'static>(
     shared: &Arc<Shared<I, O>>,
 ) -> Result<(), BuildError> {
     let plan = CorePlan::detect();
-    let (ready_tx, ready_rx) = unbounded();
+    let mut placed = Vec::new();
     let mut seq = 0;
-    let mut spawned = 0;
     for (gi, g) in shared.groups.iter().enumerate() {
         for wi in 0..g.config.workers {
             let core = if g.config.pin {
-                plan.core_for(seq)
+                seq += 1;
+                plan.core_for(seq - 1)
             } else {
                 None
             };
-            seq += 1;
-            let slot = spawn_worker(shared, gi, wi, core, Some(ready_tx.clone()))?;
-            spawned += 1;
-            g.workers.lock().push(slot);
+            placed.push((gi, wi, core));
         }
+    }
+    let on_core = |c: core_affinity::CoreId| placed.iter().filter(|p| p.2 == Some(c)).count();
+    let total = placed.len();
+    let cores = pinning::available_cores();
+    if total > cores {
+        log::info!(
+            "{total} workers over {cores} available core(s): workers share cores \
+             (each group keeps its configured count; see WorkerStats::shares_core)"
+        );
+    }
+    let (ready_tx, ready_rx) = unbounded();
+    let mut spawned = 0;
+    for &(gi, wi, core) in &placed {
+        let shares = core.is_some_and(|c| on_core(c) > 1);
+        let slot = spawn_worker(shared, gi, wi, core, shares, Some(ready_tx.clone()))?;
+        spawned += 1;
+        shared.groups[gi].workers.lock().push(slot);
     }
     drop(ready_tx);
     for _ in 0..spawned {

@@ -131,7 +131,7 @@ impl<'a, T> Receiving<'a, T> {
     }
 
     fn spin_for_work(&self, stop: &AtomicBool) -> Option<T> {
-        let until = Instant::now() + self.spin;
+        let until = crate::clock::saturating_add(Instant::now(), self.spin);
         let mut i: u32 = 0;
         loop {
             if let Some(t) = try_take(self.rx) {

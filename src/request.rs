@@ -50,9 +50,11 @@ impl<I> Request<I> {
         self
     }
 
-    /// Deadline relative to now.
-    pub fn timeout(self, t: Duration) -> Self {
-        self.deadline(Instant::now() + t)
+    /// Deadline relative to now. A timeout too large to be a point in time
+    /// (such as `Duration::MAX`) means no deadline.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.deadline = crate::clock::checked_deadline(t);
+        self
     }
 
     /// Runs only on the named device group.

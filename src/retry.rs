@@ -75,7 +75,7 @@ pub(crate) fn failed_attempt<I: Send + Sync + 'static, O: Send + 'static>(
         dead_letter(shared, job, || me.counts.dead_lettered.inc());
     } else if job.slot.requeue() {
         me.counts.retried.inc();
-        let due = Instant::now() + shared.retry.backoff(job.attempts);
+        let due = crate::clock::saturating_add(Instant::now(), shared.retry.backoff(job.attempts));
         shared.schedule_retry(due, job);
     } else {
         // Resolved elsewhere while running (shutdown gave up on this call).
@@ -91,12 +91,24 @@ pub(crate) fn dead_letter<I, O>(
     job: Job<I, O>,
     count: impl FnOnce(),
 ) -> bool {
+    let group = job.only_group.map(|g| shared.groups[g].name.to_string());
+    dead_letter_as(shared, job, group, count)
+}
+
+/// [`dead_letter`] with the letter's group restriction given by name: for a
+/// request whose group index belongs to another generation.
+pub(crate) fn dead_letter_as<I, O>(
+    shared: &Shared<I, O>,
+    job: Job<I, O>,
+    group: Option<String>,
+    count: impl FnOnce(),
+) -> bool {
     let errors = job.errors.clone();
     let letter = DeadLetter {
         id: job.slot.id(),
         input: job.input,
         priority: job.priority,
-        group: job.only_group.map(|g| shared.groups[g].name.to_string()),
+        group,
         errors: job.errors,
         // Wall time of submission, derived here rather than read on the
         // submit path for every request.

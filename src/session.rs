@@ -201,6 +201,13 @@ pub trait SessionFactory<I, O>: Send + Sync + 'static {
         let _ = input;
         Ok(())
     }
+
+    /// What the group's sessions run, as `(key, value)` pairs for the stats
+    /// and the startup log (for example the device, the model and the
+    /// precision it computes in). Empty by default.
+    fn describe(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 impl<I, O, F, S> SessionFactory<I, O> for F

@@ -80,8 +80,9 @@ pub(crate) enum Mode<'a, I, O> {
     /// cancel what is left.
     Shutdown,
     /// A reload: drain until this generation holds nothing, then hand what
-    /// is left to the new generation.
-    HandOver(&'a Shared<I, O>),
+    /// is left to the new generation; requests that may run only on a
+    /// removed group are dead-lettered instead, and counted in the cell.
+    HandOver(&'a Shared<I, O>, &'a std::cell::Cell<u64>),
     /// A generation that failed to start (it holds nothing): just stop it.
     Discard,
 }
@@ -97,9 +98,22 @@ pub struct ReloadReport {
     pub kept: Vec<String>,
     /// True if the old generation finished all it held before the drain timeout.
     pub drained: bool,
-    /// Requests still queued or running in the old generation at the drain
-    /// timeout, handed over to the new one.
+    /// Requests still queued (or waiting for a retry) in the old generation
+    /// at the drain timeout, handed over to the new one: they run once, there.
     pub handed_over: u64,
+    /// Calls still running in the old generation at the drain timeout,
+    /// handed over like stuck calls: the request runs again in the new
+    /// generation and resolves once, with whichever call finishes first (the
+    /// other result is discarded and counted in
+    /// [`PoolStats::late_results_discarded`](crate::PoolStats)). The session
+    /// may thus see such a request twice; a `drain_timeout` longer than the
+    /// longest call avoids it.
+    pub handed_over_running: u64,
+    /// Requests restricted to a group this reload removed
+    /// ([`Request::group`](crate::Request::group)) still queued or running
+    /// at the drain timeout: dead-lettered with an error naming the group,
+    /// never run elsewhere.
+    pub dead_lettered: u64,
     /// Time the reload took.
     pub elapsed: Duration,
 }
@@ -118,9 +132,12 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(
     // it was cancelled here (rather than handed over or already resolved).
     let leftover = |job: Job<I, O>| -> bool {
         match &mode {
-            Mode::HandOver(next) => {
-                next.adopt(job, &shared.groups);
-                true
+            Mode::HandOver(next, dead_lettered) => {
+                let handed = next.adopt(job, &shared.groups);
+                if !handed {
+                    dead_lettered.set(dead_lettered.get() + 1);
+                }
+                handed
             }
             Mode::Shutdown | Mode::Discard => {
                 job.slot.resolve(Outcome::Cancelled(CancelReason::Shutdown))
@@ -129,9 +146,11 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(
     };
 
     // 1-2. Close admission and wait out submitters mid-admission.
+    // SeqCst: set `closed` before reading `entering` (Dekker with admission).
     shared.closed.store(true, Ordering::SeqCst);
     drop(life.closing.take());
     let backoff = Backoff::new();
+    // SeqCst: read after setting `closed`, in one order with admission.
     while shared.entering.load(Ordering::SeqCst) != 0 {
         backoff.snooze();
     }
@@ -142,7 +161,7 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(
         Mode::Discard => true,
         // The ledger is pool-wide and the new generation is busy: watch this
         // generation's own queues, calls and retries instead.
-        Mode::HandOver(_) => loop {
+        Mode::HandOver(..) => loop {
             if shared.is_idle() {
                 break true;
             }
@@ -235,6 +254,8 @@ fn empty_stats() -> PoolStats {
         counts: Default::default(),
         in_flight: 0,
         late_results_discarded: 0,
+        supervisor_panics: 0,
+        supervisor_checks: 0,
         dead_letter: Default::default(),
         latency: Default::default(),
         health: crate::stats::HealthSummary::of(&[]),

@@ -5,7 +5,7 @@
 //! caller). Latency histograms belong to one worker each and sit behind an
 //! uncontended lock; a snapshot merges them.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
@@ -120,7 +120,13 @@ pub(crate) struct Ledger {
 impl Ledger {
     pub(crate) fn record_outcome(&self, status: Status) {
         self.counts.outcome(status);
-        if self.watching.load(Ordering::SeqCst) {
+        // Store-buffering with `wait_idle`: this side writes a counter then
+        // reads `watching`, that side writes `watching` then reads the
+        // counters. A SeqCst fence on each side (as rayon's sleep module
+        // does) guarantees at least one side sees the other's write, so a
+        // waiter is either notified here or sees the count itself.
+        fence(Ordering::SeqCst);
+        if self.watching.load(Ordering::Relaxed) {
             let _guard = self.idle.lock();
             self.idle_cv.notify_all();
         }
@@ -128,8 +134,11 @@ impl Ledger {
 
     /// Accepted requests not yet resolved.
     pub(crate) fn in_flight(&self) -> u64 {
-        // Outcomes first: every outcome counted was accepted before, so this
-        // order never reads more outcomes than admissions.
+        // An admission is counted just after its request is queued, so a
+        // worker may resolve it (and count the outcome) first: a snapshot can
+        // briefly read more outcomes than admissions, hence the saturating
+        // subtraction. Shutdown reads this only after every submitter has
+        // left admission (see `crate::pool`), when `accepted` is final.
         let c = &self.counts;
         let resolved =
             c.completed.get() + c.dead_lettered.get() + c.cancelled.get() + c.expired.get();
@@ -138,7 +147,9 @@ impl Ledger {
 
     /// Blocks until nothing is in flight or `deadline` passes; true if idle.
     pub(crate) fn wait_idle(&self, deadline: Instant) -> bool {
-        self.watching.store(true, Ordering::SeqCst);
+        self.watching.store(true, Ordering::Relaxed);
+        // Pairs with the fence in `record_outcome` (store-buffering).
+        fence(Ordering::SeqCst);
         let mut guard = self.idle.lock();
         loop {
             if self.in_flight() == 0 {
@@ -316,6 +327,10 @@ pub struct WorkerStats {
     pub index: usize,
     /// The core it was asked to pin to, if pinning is on.
     pub core: Option<usize>,
+    /// True when another worker of the pool is pinned to the same core:
+    /// the configuration asks for more workers than the process has cores,
+    /// so they share (see [`GroupConfig::workers`](crate::GroupConfig)).
+    pub shares_core: bool,
     /// Whether pinning succeeded.
     pub pinned: bool,
     /// Sessions built (1 + rebuilds).
@@ -359,6 +374,13 @@ pub struct PoolStats {
     /// Results that arrived after their request was already resolved (for
     /// example a cancelled or replaced call finishing late); discarded.
     pub late_results_discarded: u64,
+    /// Panics caught inside the pool's supervisor thread (a bug, logged as
+    /// an error); the supervisor carried on after each.
+    pub supervisor_panics: u64,
+    /// Health and scaling checks the supervisor has finished in the current
+    /// generation (one per `health_check_interval`): a test or a watchdog
+    /// can wait for the next one instead of sleeping.
+    pub supervisor_checks: u64,
     /// Dead-letter queue.
     pub dead_letter: DeadLetterStats,
     /// Latencies over all workers.

@@ -13,15 +13,23 @@
 //!
 //! It sleeps until the next retry or check is due, so it costs an idle pool
 //! one short wake-up per check interval.
+//!
+//! It cannot die silently: each periodic task (health, scaling, memory) and
+//! each re-route runs inside `catch_unwind`. A panic is logged and counted
+//! (`PoolStats::supervisor_panics`) and the loop goes on with its retries
+//! intact; a retry whose re-route panicked is dead-lettered with the panic
+//! as its last error, never lost and never mis-reported as a shutdown.
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use crate::clock::saturating_add;
 use crate::group;
 use crate::handle::Outcome;
 use crate::pool::Shared;
@@ -78,7 +86,7 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(
         seq += 1;
         heap.push(Pending { due, seq, job });
     };
-    let mut next_check = Instant::now() + shared.health_interval;
+    let mut next_check = saturating_add(Instant::now(), shared.health_interval);
     let mut pressure = Pressure::new();
     let mut next_sample = Instant::now();
     loop {
@@ -94,17 +102,20 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(
         }
         let now = Instant::now();
         if shared.memory.enabled && now >= next_sample {
-            pressure.tick(&shared);
-            next_sample = now + shared.memory.sample_interval;
+            contain(&shared, "memory sampling", || pressure.tick(&shared));
+            next_sample = saturating_add(now, shared.memory.sample_interval);
         }
         if now >= next_check {
-            check_health(&shared);
-            scaling::tick(
-                &shared,
-                shared.clock_nanos(),
-                shared.pressure_high.load(Ordering::Acquire),
-            );
-            next_check = now + shared.health_interval;
+            contain(&shared, "the health check", || check_health(&shared));
+            contain(&shared, "load scaling", || {
+                scaling::tick(
+                    &shared,
+                    shared.clock_nanos(),
+                    shared.pressure_high.load(Ordering::Acquire),
+                )
+            });
+            next_check = saturating_add(now, shared.health_interval);
+            shared.supervisor_checks.inc();
         }
         let mut still_full = Vec::new();
         while heap.peek().is_some_and(|p| p.due <= now) {
@@ -121,11 +132,33 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(
                 shared.pending_retries.fetch_sub(1, Ordering::AcqRel);
                 continue;
             }
-            match shared.reroute(job) {
-                Ok(()) => {
+            // A copy to answer for the request if routing panics (a
+            // factory's `validate` is user code); retries are the slow path.
+            let spare = job.clone();
+            match catch_unwind(AssertUnwindSafe(|| shared.reroute(job))) {
+                Ok(Ok(())) => {
                     shared.pending_retries.fetch_sub(1, Ordering::AcqRel);
                 }
-                Err(job) => still_full.push(job),
+                Ok(Err(job)) => still_full.push(job),
+                Err(payload) => {
+                    let error = SessionError::from_panic(&*payload);
+                    log::error!(
+                        "supervisor: re-routing request {} panicked: {}",
+                        spare.slot.id(),
+                        error.message()
+                    );
+                    shared.supervisor_panics.inc();
+                    let mut job = spare;
+                    job.errors.push(crate::handle::AttemptError {
+                        attempt: job.attempts,
+                        group: Arc::from("router"),
+                        worker: 0,
+                        error,
+                        at: std::time::SystemTime::now(),
+                    });
+                    retry::dead_letter(&shared, job, || ());
+                    shared.pending_retries.fetch_sub(1, Ordering::AcqRel);
+                }
             }
         }
         for job in still_full {
@@ -138,6 +171,18 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(
         Msg::Stop => None,
     }));
     left
+}
+
+/// Runs one periodic task; a panic in it is logged and counted, and the
+/// supervisor carries on.
+fn contain<I, O>(shared: &Shared<I, O>, task: &str, f: impl FnOnce()) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+        shared.supervisor_panics.inc();
+        log::error!(
+            "supervisor: {task} panicked ({}); the supervisor carries on",
+            SessionError::from_panic(&*payload).message()
+        );
+    }
 }
 
 /// Finds stuck calls, fails their requests over, replaces their workers,
@@ -168,8 +213,8 @@ fn check_health<I: Send + Sync + 'static, O: Send + 'static>(shared: &Arc<Shared
             let index = workers.iter().map(|w| w.shared.index).max().unwrap_or(0)
                 + g.retired.lock().len()
                 + 1;
-            let core = workers[pos].shared.core;
-            let mut old = match group::spawn_worker(shared, gi, index, core, None) {
+            let (core, shares) = (workers[pos].shared.core, workers[pos].shared.shares_core);
+            let mut old = match group::spawn_worker(shared, gi, index, core, shares, None) {
                 Ok(fresh) => std::mem::replace(&mut workers[pos], fresh),
                 Err(e) => {
                     log::error!(

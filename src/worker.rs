@@ -30,6 +30,9 @@ use crate::stats::{Counter, Counts, Latencies, WorkerStats};
 pub(crate) struct WorkerShared<I, O> {
     pub index: usize,
     pub core: Option<core_affinity::CoreId>,
+    /// Another worker of the pool is given the same core (more workers
+    /// than cores).
+    pub shares_core: bool,
     pub pinned: AtomicBool,
     pub stop: AtomicBool,
     pub counts: Counts,
@@ -51,7 +54,7 @@ pub(crate) struct WorkerShared<I, O> {
     /// Why the worker should be parked: [`PARK_PRESSURE`] and/or
     /// [`PARK_IDLE`] bits; 0 to run.
     pub park: AtomicU8,
-    /// True while parked (no session held).
+    /// True from parking until the session is rebuilt (no session held).
     pub parked: AtomicBool,
     /// Moving average of this worker's queue waits, in nanoseconds.
     pub queue_wait_ewma: AtomicU64,
@@ -63,10 +66,15 @@ pub(crate) const PARK_PRESSURE: u8 = 1;
 pub(crate) const PARK_IDLE: u8 = 2;
 
 impl<I, O> WorkerShared<I, O> {
-    pub(crate) fn new(index: usize, core: Option<core_affinity::CoreId>) -> Self {
+    pub(crate) fn new(
+        index: usize,
+        core: Option<core_affinity::CoreId>,
+        shares_core: bool,
+    ) -> Self {
         Self {
             index,
             core,
+            shares_core,
             pinned: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             counts: Counts::default(),
@@ -169,6 +177,7 @@ impl<I, O> WorkerShared<I, O> {
             busy_ms: (busy != 0).then(|| ms(busy)),
             index: self.index,
             core: self.core.map(|c| c.id),
+            shares_core: self.shares_core,
             pinned: self.pinned.load(Ordering::Relaxed),
             session_builds: self.session_builds.get(),
             session_build_failures: self.build_failures.get(),
@@ -255,11 +264,13 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(start: WorkerStar
                     return;
                 }
             }
-            me.parked.store(false, Ordering::Release);
+            // Parked until the fresh session is built: the stats say
+            // "parked" exactly while the worker holds no session.
             match rebuild_session(&shared, gi, &me) {
                 Some(s) => session = s,
                 None => return,
             }
+            me.parked.store(false, Ordering::Release);
             continue;
         };
         match run_job(&shared, gi, &me, session.as_mut(), job) {

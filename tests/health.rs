@@ -11,7 +11,9 @@ use std::time::Duration;
 use accelpool::{
     GroupConfig, Health, ManualClock, Pool, Request, RunContext, Session, SessionError, WorkerInfo,
 };
-use common::{assert_accounting, eventually, quiet_injected_panics, Count, Gate, LONG};
+use common::{
+    assert_accounting, eventually, quiet_injected_panics, stats_until, Count, Gate, LONG,
+};
 
 struct MaybeHang {
     gate: Gate,
@@ -74,10 +76,12 @@ fn stuck_call_fails_over_and_its_worker_is_replaced() {
         "served by another session than the stuck one"
     );
 
-    let stats = pool.stats();
+    // The replacement builds its session on its own new thread: wait for it.
+    let stats = stats_until(&pool, "the replacement's session", |s| {
+        s.groups[0].workers.len() == 2 && s.groups[0].workers.iter().all(|w| w.healthy)
+    });
     let g = &stats.groups[0];
     assert_eq!((g.stuck_calls, g.workers_replaced), (1, 1));
-    assert_eq!(g.workers.len(), 2, "the stuck worker's place is filled");
     assert_eq!(builds.get(), 3, "one fresh session for the replacement");
     let first = &g.counts;
     assert_eq!(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use accelpool::{GroupConfig, ManualClock, Pool, Request, ScalingConfig, SessionError, WorkerInfo};
-use common::{assert_accounting, stats_until, Gate, LONG};
+use common::{assert_accounting, stats_until, supervisor_checked, Gate, LONG};
 
 #[test]
 fn idle_workers_park_and_wake_when_queue_wait_grows() {
@@ -51,6 +51,7 @@ fn idle_workers_park_and_wake_when_queue_wait_grows() {
     });
     assert_eq!(s.groups[0].workers.iter().filter(|w| w.parked).count(), 1);
     clock.advance(Duration::from_secs(60));
+    supervisor_checked(&pool);
     assert_eq!(
         pool.stats().groups[0].active_workers,
         1,

@@ -27,6 +27,44 @@ impl PerformanceHint {
     }
 }
 
+/// The precision OpenVINO computes in (its `INFERENCE_PRECISION_HINT`).
+///
+/// The trade-off: on CPUs with bf16 support (`avx512_bf16`, AMX) OpenVINO's
+/// CPU plugin runs f32 models in bf16 by default, which is markedly faster
+/// but keeps only 8 bits of mantissa: outputs differ from an f32 reference
+/// by about 1e-3 relative, enough to flip a near-tie between classes. GPUs
+/// and NPUs default to f16, with about 1e-3 relative error as well. Ask for
+/// `f32` when results must match an f32 reference (tests, numerically
+/// sensitive models); keep the device default for speed.
+///
+/// In YAML: `precision: f32` (or `bf16`, `f16`, `default`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// Whatever the device picks (bf16 on CPUs that have it, f16 on GPUs
+    /// and NPUs, f32 on other CPUs).
+    #[default]
+    Default,
+    /// 32-bit float: matches an f32 reference; slowest.
+    F32,
+    /// bfloat16: f32's range with 8 bits of mantissa.
+    Bf16,
+    /// IEEE half precision.
+    F16,
+}
+
+impl Precision {
+    /// OpenVINO's value for the hint; `None` leaves the device's default.
+    pub(crate) fn as_openvino(self) -> Option<&'static str> {
+        match self {
+            Precision::Default => None,
+            Precision::F32 => Some("f32"),
+            Precision::Bf16 => Some("bf16"),
+            Precision::F16 => Some("f16"),
+        }
+    }
+}
+
 /// How one device group runs its model through OpenVINO.
 ///
 /// ```
@@ -49,6 +87,10 @@ pub struct OpenVinoConfig {
     /// Skip the group, instead of failing, when the device is absent.
     #[serde(default)]
     pub optional: bool,
+    /// The precision inference runs in (see [`Precision`] for the
+    /// accuracy/speed trade-off); the device's default unless set.
+    #[serde(default)]
+    pub precision: Precision,
     /// Performance hint set before compiling.
     #[serde(default)]
     pub performance_hint: Option<PerformanceHint>,
@@ -82,6 +124,7 @@ impl OpenVinoConfig {
             device: device.into(),
             library: None,
             optional: false,
+            precision: Precision::Default,
             performance_hint: None,
             streams: None,
             inference_threads: None,
@@ -107,6 +150,12 @@ impl OpenVinoConfig {
     /// Sets the performance hint.
     pub fn hint(mut self, h: PerformanceHint) -> Self {
         self.performance_hint = Some(h);
+        self
+    }
+
+    /// Sets the inference precision.
+    pub fn precision(mut self, p: Precision) -> Self {
+        self.precision = p;
         self
     }
 

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use openvino::{
-    CompiledModel, Core, DeviceType, ElementType, InferRequest, PartialShape, RwPropertyKey, Shape,
-    Tensor as OvTensor,
+    CompiledModel, Core, DeviceType, ElementType, InferRequest, PartialShape, PropertyKey,
+    RwPropertyKey, Shape, Tensor as OvTensor,
 };
 use parking_lot::Mutex;
 
@@ -33,6 +33,25 @@ pub enum OpenVinoError {
         /// Each place looked at.
         searched: Vec<String>,
     },
+    /// The file found or given is a shared library, but not OpenVINO's C
+    /// library (for example `libopenvino.so`, the C++ library beside it).
+    #[error(
+        "{} is not the OpenVINO C library: it has no `{missing}` function. Point the backend's \
+         `library` or {} at {}",
+        path.display(), library::LIBRARY_ENV,
+        instead.as_ref().map_or_else(
+            || "the libopenvino_c file (libopenvino_c.so*) or its folder".to_owned(),
+            |p| format!("{} instead", p.display())
+        )
+    )]
+    NotOpenVinoC {
+        /// The file that was checked.
+        path: PathBuf,
+        /// A C API function it lacks.
+        missing: &'static str,
+        /// The C library found beside it, if any.
+        instead: Option<PathBuf>,
+    },
     /// A library was found but could not be loaded.
     #[error("could not load the OpenVINO library at {}: {message}", path.display())]
     LibraryLoad {
@@ -44,6 +63,12 @@ pub enum OpenVinoError {
     /// The model file does not exist.
     #[error("model file {} not found; run `scripts/setup.sh` to fetch the real models, or fix the `model` path", path.display())]
     ModelNotFound {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The model path is a folder, not a model file.
+    #[error("model path {} is a directory; give the model file inside it (an `.onnx` file, or an OpenVINO IR `.xml` with its `.bin` beside it)", path.display())]
+    ModelIsDirectory {
         /// The path given.
         path: PathBuf,
     },
@@ -219,6 +244,9 @@ pub struct OpenVinoFactory {
     inputs: Arc<[InputSpec]>,
     outputs: Arc<[(String, Element)]>,
     device: String,
+    model: PathBuf,
+    /// The precision the compiled model runs in, as OpenVINO reports it.
+    precision: String,
     warmup: Result<Arc<Tensors>, String>,
     compilations: AtomicU64,
     requests: AtomicU64,
@@ -238,6 +266,11 @@ impl OpenVinoFactory {
     /// the model and compiles it.
     pub fn new(config: &OpenVinoConfig) -> Result<Self, OpenVinoError> {
         library::load(config.library.as_deref())?;
+        if config.model.is_dir() {
+            return Err(OpenVinoError::ModelIsDirectory {
+                path: config.model.clone(),
+            });
+        }
         if !config.model.is_file() {
             return Err(OpenVinoError::ModelNotFound {
                 path: config.model.clone(),
@@ -333,12 +366,23 @@ impl OpenVinoFactory {
             )?;
             outputs.push((name, element));
         }
+        // What the device actually runs in: the hint as compiled (the
+        // device's own choice when `precision` is `default`).
+        let precision = compiled
+            .get_property(&PropertyKey::Rw(RwPropertyKey::HintInferencePrecision))
+            .map(|p| p.to_lowercase())
+            .unwrap_or_else(|_| "unknown".to_owned());
         log::info!(
-            "compiled {} for {} ({} input(s), {} output(s))",
+            "compiled {} for {} ({} input(s), {} output(s), precision {precision}{})",
             config.model.display(),
             config.device,
             inputs.len(),
-            outputs.len()
+            outputs.len(),
+            if config.precision.as_openvino().is_none() {
+                " by device default"
+            } else {
+                ""
+            }
         );
         let warmup = warmup_inputs(&inputs, &config.warmup_shapes).map(Arc::new);
         Ok(Self {
@@ -348,6 +392,8 @@ impl OpenVinoFactory {
             inputs: inputs.into(),
             outputs: outputs.into(),
             device: config.device.clone(),
+            model: config.model.clone(),
+            precision,
             compilations: AtomicU64::new(1),
             requests: AtomicU64::new(0),
         })
@@ -356,6 +402,13 @@ impl OpenVinoFactory {
     /// The model's inputs.
     pub fn inputs(&self) -> &[InputSpec] {
         &self.inputs
+    }
+
+    /// The precision the compiled model runs in (`f32`, `bf16`, `f16`), as
+    /// OpenVINO reports it: with [`Precision::Default`](super::Precision)
+    /// this is the device's own choice.
+    pub fn precision(&self) -> &str {
+        &self.precision
     }
 
     /// Times this factory compiled its model (always 1: once per group).
@@ -441,6 +494,9 @@ fn check_device(core: &Core, device: &str) -> Result<(), OpenVinoError> {
 
 fn device_properties(c: &OpenVinoConfig) -> Vec<(RwPropertyKey, String)> {
     let mut props = Vec::new();
+    if let Some(p) = c.precision.as_openvino() {
+        props.push((RwPropertyKey::HintInferencePrecision, p.to_owned()));
+    }
     if let Some(h) = c.performance_hint {
         props.push((
             RwPropertyKey::HintPerformanceMode,
@@ -480,6 +536,15 @@ impl SessionFactory<Tensors, Tensors> for OpenVinoFactory {
             outputs: Arc::clone(&self.outputs),
             bound: (0..self.inputs.len()).map(|_| None).collect(),
         }))
+    }
+
+    fn describe(&self) -> Vec<(String, String)> {
+        vec![
+            ("backend".into(), "openvino".into()),
+            ("device".into(), self.device.clone()),
+            ("model".into(), self.model.display().to_string()),
+            ("precision".into(), self.precision.clone()),
+        ]
     }
 
     fn validate(&self, input: &Tensors) -> Result<(), InputError> {

@@ -23,6 +23,6 @@ mod factory;
 pub mod library;
 mod tensor;
 
-pub use config::{OpenVinoConfig, PerformanceHint};
+pub use config::{OpenVinoConfig, PerformanceHint, Precision};
 pub use factory::{InputSpec, OpenVinoError, OpenVinoFactory, OpenVinoSession};
 pub use tensor::{Tensor, TensorData, Tensors};

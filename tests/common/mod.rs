@@ -70,15 +70,39 @@ impl Count {
 /// Waits until `cond` holds, failing the test (naming `what`) if it does not
 /// within [`LONG`]. For conditions another thread makes true, such as a
 /// detached call's late result being counted.
+///
+/// It backs off between looks (yields first, then sleeps growing to 1 ms):
+/// a condition read from `pool.stats()` locks every worker, and spinning on
+/// it would compete with the workers it waits for on a small machine.
 pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + LONG;
+    let mut pause = Duration::from_micros(1);
+    let mut looks = 0u32;
     while !cond() {
         assert!(
             std::time::Instant::now() < deadline,
             "timed out waiting for: {what}"
         );
-        std::thread::yield_now();
+        looks += 1;
+        if looks < 16 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(1));
+        }
     }
+}
+
+/// Waits until the supervisor has finished two more checks than it had:
+/// after that, whatever it decides from state set before this call has
+/// been decided (the first check may have been under way already).
+pub fn supervisor_checked<I: Send + Sync + 'static, O: Send + 'static>(
+    pool: &accelpool::Pool<I, O>,
+) {
+    let start = pool.stats().supervisor_checks;
+    stats_until(pool, "two supervisor checks", |s| {
+        s.supervisor_checks >= start + 2
+    });
 }
 
 /// Polls a pool's stats until `cond` holds; returns the stats that held.
