@@ -8,6 +8,7 @@
 //! setup script) on the CPU with one worker per core. `--help` lists the options.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use accelpool::openvino::{OpenVinoConfig, OpenVinoFactory, PerformanceHint, Tensor};
@@ -19,13 +20,14 @@ use rayon::prelude::*;
 #[derive(Parser, Debug)]
 #[command(about = "Batch inference through an accelpool of OpenVINO workers")]
 struct Args {
-    /// Model file (ONNX or OpenVINO IR).
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/models/ppocr/cls.onnx"))]
+    /// Model file (ONNX or OpenVINO IR), relative to the current folder.
+    #[arg(long, default_value = "models/ppocr/cls.onnx")]
     model: PathBuf,
     /// OpenVINO device: CPU, GPU, NPU, AUTO, ...
     #[arg(long, default_value = "CPU")]
     device: String,
-    /// Worker threads (default: one per available core).
+    /// Worker threads (default: one per available core). More than the
+    /// cores is allowed: workers then share cores, as the summary says.
     #[arg(long)]
     workers: Option<usize>,
     /// Requests to run.
@@ -40,7 +42,9 @@ struct Args {
     /// Warmup inferences per worker session.
     #[arg(long, default_value_t = 2)]
     warmup: u32,
-    /// OpenVINO streams (default: the worker count, so workers run in parallel).
+    /// OpenVINO streams (default: the worker count, so workers run in
+    /// parallel; left to the device for AUTO, MULTI, HETERO and BATCH,
+    /// which take no stream count).
     #[arg(long)]
     streams: Option<u32>,
     /// Queue capacity per priority level.
@@ -101,23 +105,56 @@ fn text_line(shape: &[usize], seed: usize) -> Vec<f32> {
     img
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// Prints the error's `Display` text and each cause under it, and exits 1.
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut cause = e.source();
+            while let Some(c) = cause {
+                eprintln!("  caused by: {c}");
+                cause = c.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Devices that choose real devices themselves and take no stream count.
+fn is_virtual(device: &str) -> bool {
+    ["AUTO", "MULTI", "HETERO", "BATCH"]
+        .iter()
+        .any(|v| device.to_uppercase().starts_with(v))
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let (input_name, shape) = parse_shape(&args.shape)?;
     let mix = parse_mix(&args.mix)?;
-    let total_weight: u32 = mix.iter().map(|(_, w)| w).sum();
+    let total_weight: u64 = mix.iter().map(|&(_, w)| u64::from(w)).sum();
     if total_weight == 0 {
-        return Err("--mix: the weights add up to 0".into());
+        return Err("--mix: the weights add up to 0; give at least one level a weight".into());
     }
-    let workers = args
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let total_weight = u32::try_from(total_weight).map_err(|_| {
+        format!(
+            "--mix: the weights add up to {total_weight}, over {}; use smaller weights",
+            u32::MAX
+        )
+    })?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = args.workers.unwrap_or(cores);
 
     let mut ov = OpenVinoConfig::new(&args.model, &args.device)
         .reshape(&input_name, shape.clone())
-        .hint(PerformanceHint::Throughput)
-        .streams(args.streams.unwrap_or(workers as u32));
-    ov.optional = false;
+        .hint(PerformanceHint::Throughput);
+    match args.streams {
+        Some(n) => ov = ov.streams(n),
+        None if !is_virtual(&args.device) => {
+            ov = ov.streams(u32::try_from(workers).unwrap_or(u32::MAX))
+        }
+        None => {}
+    }
     let started = Instant::now();
     let factory = OpenVinoFactory::new(&ov)?;
     let pool = Pool::builder()
@@ -135,7 +172,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let inputs: Vec<(Priority, Vec<Tensor>)> = (0..args.requests)
         .into_par_iter()
         .map(|i| {
-            let mut pick = (i as u32 * 2_654_435_761u32) % total_weight;
+            // A fixed scatter over the weights (Knuth's multiplicative hash).
+            let mut pick = (i as u32).wrapping_mul(2_654_435_761) % total_weight;
             let priority = mix
                 .iter()
                 .find(|(_, w)| {
@@ -161,17 +199,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let collector = {
         let bar = bar.clone();
         std::thread::spawn(move || {
+            // The direction classifier answers [1, 2]: 0 or 180 degrees.
+            // Any other model's first output is summarised by its shape.
             let mut angles = [0usize; 2];
+            let mut output = None;
             for h in rx {
                 let h: accelpool::TaskHandle<Vec<Tensor>> = h;
                 if let Ok(out) = h.wait() {
-                    if let Some(p) = out.first().and_then(|t| t.data.as_f32()) {
-                        angles[usize::from(p.len() > 1 && p[1] > p[0])] += 1;
+                    if let Some(t) = out.first() {
+                        match t.data.as_f32() {
+                            Some(p) if t.shape == [1, 2] => angles[usize::from(p[1] > p[0])] += 1,
+                            _ => {}
+                        }
+                        output.get_or_insert_with(|| format!("{} {:?}", t.name, t.shape));
                     }
                 }
                 bar.inc(1);
             }
-            angles
+            (angles, output)
         })
     };
     let mut refused = 0usize;
@@ -185,7 +230,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     drop(tx);
-    let angles = collector.join().map_err(|_| "collector thread panicked")?;
+    let (angles, output) = collector.join().map_err(|_| "collector thread panicked")?;
     let wall = run_started.elapsed();
     bar.finish_and_clear();
     let report = pool.shutdown(Duration::from_secs(30));
@@ -196,9 +241,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("accelpool batch inference");
     println!("  model     {}", args.model.display());
+    let running: usize = s.groups.iter().map(|g| g.workers.len()).sum();
+    let sharing = s
+        .groups
+        .iter()
+        .flat_map(|g| &g.workers)
+        .any(|w| w.shares_core);
+    let precision = s.groups.first().and_then(|g| g.backend.get("precision"));
     println!(
-        "  device    {} ({workers} workers, ready in {:.2?})",
-        args.device, ready
+        "  device    {} ({running} workers{}, precision {}, ready in {:.2?})",
+        args.device,
+        if sharing {
+            format!(" sharing {cores} cores")
+        } else {
+            String::new()
+        },
+        precision.map_or("unknown", String::as_str),
+        ready
     );
     println!("+-----------------------+--------------+");
     let row = |k: &str, v: String| println!("| {k:<21} | {v:>12} |");
@@ -237,7 +296,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     println!("+-----------------------+--------------+");
-    println!("  predicted angle 0 / 180: {} / {}", angles[0], angles[1]);
+    if angles[0] + angles[1] > 0 {
+        println!("  predicted angle 0 / 180: {} / {}", angles[0], angles[1]);
+    } else if let Some(o) = output {
+        println!("  first output: {o}");
+    }
     println!(
         "  accounting: accepted {} = completed {} + dead-lettered {} + cancelled {} + expired {}",
         c.accepted, c.completed, c.dead_lettered, c.cancelled, c.expired

@@ -5,10 +5,23 @@
 //! It loads the tiny committed model on the CPU, submits one input and
 //! prints the class probabilities.
 
+use std::process::ExitCode;
+
 use accelpool::openvino::{OpenVinoConfig, OpenVinoFactory, Tensor};
 use accelpool::{GroupConfig, Pool, Request};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// Prints the error's `Display` text (which says how to fix it) and exits 1.
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny/tiny.onnx");
     let factory = OpenVinoFactory::new(&OpenVinoConfig::new(model, "CPU"))?;
     let pool = Pool::builder()

@@ -361,3 +361,18 @@ fn missing_model_names_the_path_and_the_fix() {
             && err.to_string().contains("scripts/setup.sh")
     );
 }
+
+#[test]
+fn a_folder_given_as_the_model_is_called_a_folder() {
+    runtime();
+    let err = OpenVinoFactory::new(&OpenVinoConfig::new(models().join("tiny"), "CPU")).unwrap_err();
+    assert!(
+        matches!(err, OpenVinoError::ModelIsDirectory { .. }),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("is a directory") && msg.contains("`.onnx` file"),
+        "names the fix: {msg}"
+    );
+}

@@ -188,7 +188,11 @@ fn what_the_old_generation_holds_at_the_timeout_is_handed_over() {
         .unwrap();
     assert!(!report.drained);
     assert_eq!(
-        (report.handed_over, report.handed_over_running, report.dead_lettered),
+        (
+            report.handed_over,
+            report.handed_over_running,
+            report.dead_lettered
+        ),
         (4, 1, 0),
         "4 queued and the running one"
     );
@@ -260,3 +264,136 @@ fn invalid_reload_leaves_the_pool_untouched() {
 
 #[allow(dead_code)]
 fn _session_type_check(_: &RunContext<'_>) {}
+
+/// A request restricted to a group runs only there: when a reload removes
+/// the group while such requests are queued and running, they are
+/// dead-lettered with an error naming the group, and never run elsewhere.
+#[test]
+fn requests_restricted_to_a_removed_group_are_dead_lettered_not_run_elsewhere() {
+    let (gate, builds) = (Gate::new(), Count::default());
+    let pool = Pool::builder()
+        .group_shared(
+            GroupConfig::new("npu").workers(1).priority(9),
+            factory(&gate, &builds),
+        )
+        .group_shared(
+            GroupConfig::new("cpu").workers(1).priority(1),
+            factory(&gate, &builds),
+        )
+        .build()
+        .unwrap();
+    let running = pool.submit(Request::new(0).group("npu")).unwrap();
+    gate.wait_reached();
+    let queued: Vec<_> = (1..=3)
+        .map(|i| pool.submit(Request::new(i).group("npu")).unwrap())
+        .collect();
+    let free = pool.submit(Request::new(7).group("cpu")).unwrap();
+    assert_eq!(free.wait().unwrap().0, "cpu");
+
+    // The drain timeout is the mechanism under test: the npu call is held
+    // at the gate, so the drain cannot finish and the reload must decide.
+    let report = pool
+        .reload(
+            config(&[GroupConfig::new("cpu").workers(1).priority(1)]),
+            Duration::from_millis(20),
+        )
+        .unwrap();
+    assert_eq!(report.removed, ["npu"]);
+    assert!(!report.drained);
+    assert_eq!(
+        (
+            report.handed_over,
+            report.handed_over_running,
+            report.dead_lettered
+        ),
+        (0, 0, 4),
+        "{report:?}"
+    );
+    for h in queued.into_iter().chain([running]) {
+        let err = h.wait().unwrap_err();
+        let accelpool::TaskError::DeadLettered { attempts } = &err else {
+            panic!("expected a dead letter, got {err}")
+        };
+        let last = attempts.last().unwrap();
+        assert_eq!(&*last.group, "npu");
+        assert!(
+            last.error
+                .message()
+                .contains("group `npu` was removed by a reload"),
+            "{err}"
+        );
+    }
+    let letters = pool.dead_letters().drain();
+    assert_eq!(letters.len(), 4);
+    assert!(
+        letters.iter().all(|l| l.group.as_deref() == Some("npu")),
+        "letters keep the restriction for a replay"
+    );
+    // The held call ends at last: its result is late and discarded.
+    gate.open_one();
+    eventually("the held call's result to be discarded", || {
+        pool.stats().late_results_discarded == 1
+    });
+    // The cpu group never ran them: it served request 7 and nothing else.
+    let stats = pool.shutdown(LONG).stats;
+    assert_eq!(stats.groups[0].name, "cpu");
+    assert_eq!(
+        stats.groups[0].counts.started, 0,
+        "the new cpu group ran none"
+    );
+    assert_eq!(stats.counts.completed, 1);
+    assert_eq!(stats.counts.dead_lettered, 4);
+    assert_accounting(&stats);
+}
+
+/// Pool-wide counters carry on across reloads: never lower after one.
+#[test]
+fn pool_counters_are_monotonic_across_reloads() {
+    let fails = Arc::new(AtomicBool::new(true));
+    let flaky: Arc<dyn SessionFactory<u32, Out>> = {
+        let fails = fails.clone();
+        Arc::new(move |w: &WorkerInfo| {
+            let (group, fails) = (w.group.clone(), fails.clone());
+            Ok(move |x: &u32| -> Result<Out, SessionError> {
+                // Every request fails its first attempt, then succeeds.
+                if fails.swap(false, Ordering::SeqCst) {
+                    return Err(SessionError::transient("first attempt fails"));
+                }
+                fails.store(true, Ordering::SeqCst);
+                Ok((group.clone(), 0, *x))
+            })
+        })
+    };
+    let pool = Pool::builder()
+        .group_shared(GroupConfig::new("cpu").workers(1), flaky)
+        .build()
+        .unwrap();
+    let mut last = pool.stats().counts;
+    for round in 0..3u32 {
+        for i in 0..5 {
+            pool.submit(Request::new(round * 10 + i))
+                .unwrap()
+                .wait()
+                .unwrap();
+        }
+        let before = pool.stats().counts;
+        assert!(before.started >= last.started + 10, "{before:?}");
+        pool.reload(
+            config(&[GroupConfig::new("cpu").workers(1 + round as usize % 2)]),
+            LONG,
+        )
+        .unwrap();
+        let after = pool.stats().counts;
+        assert!(
+            after.started >= before.started
+                && after.failed_attempts >= before.failed_attempts
+                && after.retried >= before.retried
+                && after.accepted >= before.accepted
+                && after.completed >= before.completed,
+            "counters went down across reload {round}: {before:?} -> {after:?}"
+        );
+        assert_eq!(after.failed_attempts, u64::from(round + 1) * 5);
+        last = after;
+    }
+    assert_accounting(&pool.shutdown(LONG).stats);
+}
