@@ -20,22 +20,31 @@ venv="$home/venv"
 python=${PYTHON:-python3}
 
 log() { printf 'setup: %s\n' "$*" >&2; }
+# A path as a reader of the log wants it: inside the checkout relative to it,
+# under the home folder with `~`.
+show() {
+  case $1 in
+    "$repo"/*) printf '%s' "${1#"$repo"/}" ;;
+    "${HOME:-/nonexistent}"/*) printf '~/%s' "${1#"$HOME"/}" ;;
+    *) printf '%s' "$1" ;;
+  esac
+}
 
 mkdir -p "$home"
 
 # 1. OpenVINO runtime.
 stamp="$venv/.openvino-$OPENVINO_VERSION"
 if [ ! -f "$stamp" ]; then
-  log "installing openvino==$OPENVINO_VERSION into $venv"
+  log "installing openvino==$OPENVINO_VERSION into $(show "$venv")"
   "$python" -m venv "$venv"
   "$venv/bin/pip" install --disable-pip-version-check --quiet "openvino==$OPENVINO_VERSION"
   touch "$stamp"
 else
-  log "openvino $OPENVINO_VERSION already installed in $venv"
+  log "openvino $OPENVINO_VERSION already installed in $(show "$venv")"
 fi
 lib=$(ls "$venv"/lib/python3*/site-packages/openvino/libs/libopenvino_c.so* 2>/dev/null | head -n 1 || true)
 if [ -z "$lib" ]; then
-  log "error: the openvino wheel holds no libopenvino_c.so; remove $venv and run again"
+  log "error: the openvino wheel holds no libopenvino_c.so; remove $(show "$venv") and run again"
   exit 1
 fi
 
@@ -62,8 +71,8 @@ with zipfile.ZipFile(wheel) as z:
 PY
   touch "$mstamp"
 else
-  log "PP-OCR models already in $models"
+  log "PP-OCR models already in $(show "$models")"
 fi
 
-log "ready: OPENVINO library $lib"
-log "ready: models in $models"
+log "ready: OpenVINO library $(show "$lib")"
+log "ready: models in $(show "$models")"

@@ -28,15 +28,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Follow one request through the modules: [`Request`] (what is submitted),
-//! `pool` (admission, generations and reload), `router` (which group, with
-//! `breaker` and group health), `queue` (strict-priority channels and the
-//! worker's receive), `worker` (runs the session), `handle` (the
-//! exactly-once result slot), `retry` and `supervisor` (backoff, re-routing,
-//! stuck calls), `dlq` (requests that could not be served), `shutdown` (the
-//! drain and hand-over protocol). Around them: `clock` (injectable time),
-//! `memory`, `pressure` and `scaling` (parking and waking workers), `config`
-//! (YAML), `stats`.
+//! Follow one request through the public API: a [`Request`] (input,
+//! [`Priority`], deadline, optional group) goes to [`Pool::submit`] (or
+//! [`Pool::try_submit`], [`Pool::submit_timeout`]); the pool routes it to a
+//! device group ([`GroupConfig`], guarded by a [`CircuitBreaker`]), a worker
+//! runs it through its [`Session`] (built by a [`SessionFactory`]), and the
+//! [`TaskHandle`] resolves exactly once. A failed attempt is retried per the
+//! [`RetryPolicy`], then kept in the [`DeadLetterQueue`]. [`PoolConfig`] reads
+//! all of it from YAML; [`Pool::stats`] reports it ([`PoolStats`]);
+//! [`Pool::reload`] and [`Pool::shutdown`] change or end it. The internals
+//! (modules, protocols, invariants) are described in the repository's
+//! `docs/ARCHITECTURE.md`.
 
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 

@@ -80,6 +80,12 @@ fn bad_fields_are_named_with_their_path() {
             "groups[0].backend",
             "names no backend",
         ),
+        #[cfg(feature = "openvino")]
+        (
+            "groups: [{name: cpu, backend: {openvino: {model: m.onnx, device: CPU, precision: fp32}}}]",
+            "groups[0].backend.openvino.precision",
+            "unknown variant `fp32`, expected one of `default`, `f32`, `bf16`, `f16`",
+        ),
     ];
     for (yaml, field, message) in cases {
         let err = PoolConfig::from_yaml(yaml).expect_err(yaml);
@@ -119,6 +125,16 @@ fn npu_cpu_failover_config_builds_a_pool_that_serves_on_this_machine() {
         .wait()
         .unwrap();
     assert_eq!(out[0].shape, [1, 3]);
+    let cpu = pool
+        .stats()
+        .groups
+        .into_iter()
+        .find(|g| g.name == "cpu")
+        .unwrap();
+    assert_eq!(
+        cpu.backend["precision"], "f32",
+        "the YAML's precision is compiled"
+    );
     common::assert_accounting(&pool.shutdown(common::LONG).stats);
 }
 
