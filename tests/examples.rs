@@ -115,3 +115,24 @@ fn quickstart_runs() {
     assert!(out.status.success(), "{err}");
     assert!(stdout.contains("probs"), "{stdout}");
 }
+
+#[test]
+fn the_readme_and_docs_stand_alone() {
+    // No link outside the repository, no absolute path of the machine the
+    // samples were taken on.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in [
+        "README.md",
+        "docs/ARCHITECTURE.md",
+        "BENCHMARKS.md",
+        "models/README.md",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            assert!(!line.contains("../shared"), "{file}:{}: {line}", n + 1);
+            for machine in ["/root/", "/home/", "/work/", "/tmp/", "/Users/"] {
+                assert!(!line.contains(machine), "{file}:{}: {line}", n + 1);
+            }
+        }
+    }
+}
