@@ -126,11 +126,7 @@ fn out_of_range_settings_are_refused_with_the_field_and_the_range() {
             "is outside 0..=1000",
         ),
     ];
-    for (yaml, field, message) in cases {
-        let err = PoolConfig::from_yaml(yaml).expect_err(yaml);
-        assert_eq!(err.field, field, "{yaml}: {err}");
-        assert!(err.message.contains(message), "{yaml}: {err}");
-    }
+    common::assert_config_errors(&cases);
     // The builder applies the same checks to settings made in code.
     let err = Pool::<u32, u32>::builder()
         .group(

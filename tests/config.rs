@@ -87,11 +87,7 @@ fn bad_fields_are_named_with_their_path() {
             "unknown variant `fp32`, expected one of `default`, `f32`, `bf16`, `f16`",
         ),
     ];
-    for (yaml, field, message) in cases {
-        let err = PoolConfig::from_yaml(yaml).expect_err(yaml);
-        assert_eq!(err.field, field, "{yaml}: {err}");
-        assert!(err.message.contains(message), "{yaml}: {err}");
-    }
+    common::assert_config_errors(&cases);
 }
 
 #[cfg(feature = "openvino")]

@@ -69,6 +69,14 @@ fn tiny_model_at_the_device_default_precision_is_within_bf16_tolerance() {
     assert_eq!(stats.groups[0].backend["device"], "CPU");
 }
 
+/// A JSON array of numbers as f32.
+fn f32s(v: &serde_json::Value) -> Vec<f32> {
+    let all = v.as_array().expect("an array");
+    all.iter()
+        .map(|n| n.as_f64().expect("a number") as f32)
+        .collect()
+}
+
 /// Runs every case of `models/tiny/reference.json` (computed with numpy in
 /// f64) through a two-worker pool: probabilities within `tolerance`, labels
 /// equal wherever the top two classes are further apart than it.
@@ -86,12 +94,7 @@ fn check_against_reference(
         .unwrap();
     for case in reference["cases"].as_array().unwrap() {
         let batch = case["batch"].as_u64().unwrap() as usize;
-        let x: Vec<f32> = case["x"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap() as f32)
-            .collect();
+        let x = f32s(&case["x"]);
         // Batches 1, 3 and 5 through one compiled model: dynamic shapes on CPU.
         let out = pool
             .submit(Request::new(vec![Tensor::f32("x", [batch, 4], x)]))
@@ -104,12 +107,7 @@ fn check_against_reference(
             .expect("output `probs`");
         assert_eq!(probs.shape, [batch, 3]);
         let got = probs.data.as_f32().unwrap();
-        let want: Vec<f32> = case["probs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap() as f32)
-            .collect();
+        let want = f32s(&case["probs"]);
         for (g, w) in got.iter().zip(&want) {
             assert!(
                 (g - w).abs() < tolerance,

@@ -121,6 +121,16 @@ pub fn stats_until<I: Send + Sync + 'static, O: Send + 'static>(
     last.expect("sampled at least once")
 }
 
+/// Each YAML text is refused with the error naming `field`, its message
+/// containing `message`.
+pub fn assert_config_errors(cases: &[(&str, &str, &str)]) {
+    for &(yaml, field, message) in cases {
+        let err = accelpool::PoolConfig::from_yaml(yaml).expect_err(yaml);
+        assert_eq!(err.field, field, "{yaml}: {err}");
+        assert!(err.message.contains(message), "{yaml}: {err}");
+    }
+}
+
 /// The invariant every test checks once a pool is shut down.
 pub fn assert_accounting(stats: &PoolStats) {
     let c: CountsSnapshot = stats.counts;
