@@ -26,7 +26,9 @@ fn model() -> PathBuf {
 
 /// Runs benchmark_app and reads its throughput and median latency.
 fn benchmark_app(args: &[&str], seconds: u64) -> Value {
-    let exe = library::setup_home().join("venv/bin/benchmark_app");
+    let exe = library::setup_home()
+        .expect("HOME or ACCELPOOL_HOME, absolute, to find the setup's benchmark_app")
+        .join("venv/bin/benchmark_app");
     let model = model();
     let mut cmd = Command::new(&exe);
     cmd.args([

@@ -28,7 +28,7 @@ fn tiny() -> OpenVinoConfig {
 
 /// Loads the runtime or fails the test with the install hint.
 fn runtime() {
-    if let Err(e) = library::load(None) {
+    if let Err(e) = library::load(None, false) {
         panic!("the OpenVINO tests need the runtime: {e}");
     }
 }
@@ -373,4 +373,93 @@ fn a_folder_given_as_the_model_is_called_a_folder() {
         msg.contains("is a directory") && msg.contains("`.onnx` file"),
         "names the fix: {msg}"
     );
+}
+
+#[test]
+fn shapes_too_large_for_memory_or_the_limit_are_refused_at_submit() {
+    runtime();
+    let pool = Pool::builder()
+        .group(
+            GroupConfig::new("cpu"),
+            OpenVinoFactory::new(&tiny().max_tensor_elements(16)).unwrap(),
+        )
+        .build()
+        .unwrap();
+    // The element count overflows: refused, with the request handed back.
+    let err = pool
+        .try_submit(Request::new(vec![Tensor::f32(
+            "x",
+            [usize::MAX, 4],
+            vec![],
+        )]))
+        .unwrap_err();
+    let SubmitError::Invalid { error, .. } = &err else {
+        panic!("expected Invalid, got {err}")
+    };
+    assert_eq!(error.input, "x");
+    assert!(error.expected.contains("at most 16 elements"), "{err}");
+    // Within memory but over the configured limit (20 > 16).
+    let err = pool
+        .try_submit(Request::new(vec![Tensor::f32("x", [5, 4], vec![0.0; 20])]))
+        .unwrap_err();
+    assert!(err.to_string().contains("`max_tensor_elements`"), "{err}");
+    // At the limit it runs.
+    let out = pool
+        .submit(Request::new(vec![Tensor::f32("x", [4, 4], vec![0.5; 16])]))
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(out[0].shape, [4, 3]);
+    // The limit bounds the backend's own shapes too.
+    let err = OpenVinoFactory::new(&tiny().max_tensor_elements(16).warmup_shape("x", [8, 4]))
+        .unwrap_err();
+    assert!(matches!(err, OpenVinoError::ShapeTooLarge { .. }), "{err}");
+    assert_accounting(&pool.shutdown(LONG).stats);
+}
+
+#[test]
+fn model_files_others_may_write_or_too_large_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    runtime();
+    let dir = std::env::temp_dir().join(format!("accelpool-perm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("tiny.onnx");
+    std::fs::copy(models().join("tiny/tiny.onnx"), &model).unwrap();
+    let set = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let cfg = || OpenVinoConfig::new(&model, "CPU").precision(Precision::F32);
+
+    set(&dir, 0o755);
+    set(&model, 0o644);
+    OpenVinoFactory::new(&cfg()).expect("a private model loads");
+
+    set(&model, 0o666);
+    let err = OpenVinoFactory::new(&cfg()).unwrap_err();
+    assert!(
+        matches!(err, OpenVinoError::InsecurePath { what: "model", .. }),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("writable by every user")
+            && msg.contains("chmod o-w")
+            && msg.contains("allow_insecure_paths"),
+        "{msg}"
+    );
+
+    set(&model, 0o644);
+    set(&dir, 0o777);
+    let err = OpenVinoFactory::new(&cfg()).unwrap_err();
+    assert!(err.to_string().contains("no sticky bit"), "{err}");
+    // The opt-out, for development.
+    OpenVinoFactory::new(&cfg().allow_insecure_paths(true)).expect("allowed by opt-out");
+    set(&dir, 0o755);
+
+    let err = OpenVinoFactory::new(&cfg().max_model_bytes(100)).unwrap_err();
+    assert!(
+        matches!(err, OpenVinoError::ModelTooLarge { limit: 100, .. }),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

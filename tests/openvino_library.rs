@@ -36,7 +36,7 @@ fn wrong_libraries_are_refused_by_name_and_the_right_one_still_loads() {
 
     // The C++ library beside the right one: refused, naming the right one.
     let cpp = named("libopenvino.so");
-    let err = library::load(Some(&cpp)).unwrap_err();
+    let err = library::load(Some(&cpp), false).unwrap_err();
     assert!(matches!(err, OpenVinoError::NotOpenVinoC { .. }), "{err}");
     let msg = err.to_string();
     assert!(
@@ -47,9 +47,34 @@ fn wrong_libraries_are_refused_by_name_and_the_right_one_still_loads() {
     );
     // Some other shared object (threading library shipped in the wheel).
     let other = named("libtbb.so");
-    let err = library::load(Some(&other)).unwrap_err();
+    let err = library::load(Some(&other), false).unwrap_err();
     assert!(matches!(err, OpenVinoError::NotOpenVinoC { .. }), "{err}");
 
-    // Neither was handed to the runtime: the right one loads afterwards.
-    assert_eq!(library::load(Some(&right)).unwrap(), right);
+    // A copy of the right library in a folder every user may write to (no
+    // sticky bit): refused before it is opened.
+    use std::os::unix::fs::PermissionsExt;
+    let open_dir = std::env::temp_dir().join(format!("accelpool-ww-{}", std::process::id()));
+    std::fs::create_dir_all(&open_dir).unwrap();
+    std::fs::set_permissions(&open_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let planted = open_dir.join(right.file_name().unwrap());
+    std::fs::copy(&right, &planted).unwrap();
+    let err = library::load(Some(&planted), false).unwrap_err();
+    std::fs::remove_dir_all(&open_dir).unwrap();
+    assert!(
+        matches!(
+            err,
+            OpenVinoError::InsecurePath {
+                what: "library",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("no sticky bit"), "{err}");
+
+    // None was handed to the runtime: the right one loads afterwards, and
+    // its version is known.
+    assert_eq!(library::load(Some(&right), false).unwrap(), right);
+    let version = library::runtime_version().unwrap();
+    assert!(version.starts_with("20"), "{version}");
 }

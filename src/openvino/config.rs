@@ -27,6 +27,22 @@ impl PerformanceHint {
     }
 }
 
+/// Default of [`OpenVinoConfig::max_tensor_elements`]: 2^28 elements (1 GiB
+/// of f32), far above any image or sequence batch, far below what would
+/// exhaust a machine.
+pub const DEFAULT_MAX_TENSOR_ELEMENTS: usize = 1 << 28;
+
+/// Default of [`OpenVinoConfig::max_model_bytes`]: 16 GiB.
+pub const DEFAULT_MAX_MODEL_BYTES: u64 = 16 << 30;
+
+fn default_max_tensor_elements() -> usize {
+    DEFAULT_MAX_TENSOR_ELEMENTS
+}
+
+fn default_max_model_bytes() -> u64 {
+    DEFAULT_MAX_MODEL_BYTES
+}
+
 /// The precision OpenVINO computes in (its `INFERENCE_PRECISION_HINT`).
 ///
 /// The trade-off: on CPUs with bf16 support (`avx512_bf16`, AMX) OpenVINO's
@@ -84,6 +100,21 @@ pub struct OpenVinoConfig {
     /// The `libopenvino_c` file or its folder (see [`library`](super::library) for the search order).
     #[serde(default)]
     pub library: Option<PathBuf>,
+    /// Load the library and the model even when other users may write them
+    /// (a world-writable file, or a folder without the sticky bit). For
+    /// development only: such a file can be replaced under you.
+    #[serde(default)]
+    pub allow_insecure_paths: bool,
+    /// The most elements one input tensor may hold: a request whose shape
+    /// holds more (or whose element count overflows) is refused at submit,
+    /// before anything is allocated. Also bounds `reshape` and
+    /// `warmup_shapes`. Default [`DEFAULT_MAX_TENSOR_ELEMENTS`].
+    #[serde(default = "default_max_tensor_elements")]
+    pub max_tensor_elements: usize,
+    /// The largest model file (and IR weights file) accepted, in bytes.
+    /// Default [`DEFAULT_MAX_MODEL_BYTES`].
+    #[serde(default = "default_max_model_bytes")]
+    pub max_model_bytes: u64,
     /// Skip the group, instead of failing, when the device is absent.
     #[serde(default)]
     pub optional: bool,
@@ -124,6 +155,9 @@ impl OpenVinoConfig {
             device: device.into(),
             library: None,
             optional: false,
+            allow_insecure_paths: false,
+            max_tensor_elements: DEFAULT_MAX_TENSOR_ELEMENTS,
+            max_model_bytes: DEFAULT_MAX_MODEL_BYTES,
             precision: Precision::Default,
             performance_hint: None,
             streams: None,
@@ -180,6 +214,24 @@ impl OpenVinoConfig {
     /// Sets where the OpenVINO C library is.
     pub fn library(mut self, path: impl Into<PathBuf>) -> Self {
         self.library = Some(path.into());
+        self
+    }
+
+    /// Allows world-writable library and model files (development only).
+    pub fn allow_insecure_paths(mut self, yes: bool) -> Self {
+        self.allow_insecure_paths = yes;
+        self
+    }
+
+    /// Sets the most elements one input tensor may hold.
+    pub fn max_tensor_elements(mut self, n: usize) -> Self {
+        self.max_tensor_elements = n;
+        self
+    }
+
+    /// Sets the largest model file accepted, in bytes.
+    pub fn max_model_bytes(mut self, n: u64) -> Self {
+        self.max_model_bytes = n;
         self
     }
 

@@ -52,6 +52,62 @@ pub enum OpenVinoError {
         /// The C library found beside it, if any.
         instead: Option<PathBuf>,
     },
+    /// The runtime is older than this crate supports.
+    #[error(
+        "the OpenVINO runtime at {} is version {version}; accelpool needs {minimum} or newer. \
+         Install a newer one with `scripts/setup.sh`, or point the backend's `library` at it",
+        path.display()
+    )]
+    LibraryTooOld {
+        /// The library loaded.
+        path: PathBuf,
+        /// Its build number.
+        version: String,
+        /// The oldest supported release.
+        minimum: String,
+    },
+    /// A library or model file that other users may change is refused.
+    #[error(
+        "refusing the {what} {}: {reason}, so another user could replace what runs. \
+         Fix the permissions (chmod o-w), or set `allow_insecure_paths: true` in the backend \
+         for development only",
+        path.display()
+    )]
+    InsecurePath {
+        /// `library` or `model`.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Which file or folder is writable by others.
+        reason: String,
+    },
+    /// The model file is larger than the backend's `max_model_bytes`.
+    #[error(
+        "model file {} is {size} bytes, over `max_model_bytes` ({limit}); raise the limit in \
+         the backend if the model is meant to be this large",
+        path.display()
+    )]
+    ModelTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// A shape in the backend's settings (`reshape`, `warmup_shapes`) has
+    /// more elements than `max_tensor_elements`.
+    #[error("`{setting}.{input}`: shape {shape:?} has more elements than `max_tensor_elements` ({limit})")]
+    ShapeTooLarge {
+        /// `reshape` or `warmup_shapes`.
+        setting: &'static str,
+        /// The input named.
+        input: String,
+        /// The shape.
+        shape: Vec<usize>,
+        /// The configured limit.
+        limit: usize,
+    },
     /// A library was found but could not be loaded.
     #[error("could not load the OpenVINO library at {}: {message}", path.display())]
     LibraryLoad {
@@ -192,7 +248,10 @@ impl InputSpec {
         format!("{} {}", self.element.data_name(), ShapeText(&self.dims))
     }
 
-    fn check(&self, t: &Tensor) -> Result<(), InputError> {
+    /// Checks a tensor against this input: element type, shape, a shape
+    /// holding at most `max_elements`, and as many data elements as the
+    /// shape holds. Nothing is allocated, whatever the shape.
+    fn check(&self, t: &Tensor, max_elements: usize) -> Result<(), InputError> {
         let given = || format!("{} {:?}", t.data.element_name(), t.shape);
         if t.data.element_name() != self.element.data_name() {
             return Err(InputError::new(&self.name, self.describe(), given()));
@@ -206,10 +265,17 @@ impl InputSpec {
         if !fits {
             return Err(InputError::new(&self.name, self.describe(), given()));
         }
-        if t.shape_len() != t.data.len() {
+        let Some(n) = super::tensor::element_count(&t.shape, max_elements) else {
             return Err(InputError::new(
                 &self.name,
-                format!("{} elements for shape {:?}", t.shape_len(), t.shape),
+                format!("a shape of at most {max_elements} elements (`max_tensor_elements`)"),
+                format!("shape {:?}", t.shape),
+            ));
+        };
+        if n != t.data.len() {
+            return Err(InputError::new(
+                &self.name,
+                format!("{n} elements for shape {:?}", t.shape),
                 format!("{} elements", t.data.len()),
             ));
         }
@@ -247,6 +313,8 @@ pub struct OpenVinoFactory {
     model: PathBuf,
     /// The precision the compiled model runs in, as OpenVINO reports it.
     precision: String,
+    /// `max_tensor_elements` from the config.
+    max_elements: usize,
     warmup: Result<Arc<Tensors>, String>,
     compilations: AtomicU64,
     requests: AtomicU64,
@@ -265,16 +333,24 @@ impl OpenVinoFactory {
     /// Loads the runtime, checks the device, applies its properties, reads
     /// the model and compiles it.
     pub fn new(config: &OpenVinoConfig) -> Result<Self, OpenVinoError> {
-        library::load(config.library.as_deref())?;
-        if config.model.is_dir() {
-            return Err(OpenVinoError::ModelIsDirectory {
-                path: config.model.clone(),
-            });
-        }
-        if !config.model.is_file() {
-            return Err(OpenVinoError::ModelNotFound {
-                path: config.model.clone(),
-            });
+        library::load(config.library.as_deref(), config.allow_insecure_paths)?;
+        check_model_file(config)?;
+        for (setting, shapes) in [
+            ("reshape", &config.reshape),
+            ("warmup_shapes", &config.warmup_shapes),
+        ] {
+            for (input, shape) in shapes {
+                if crate::openvino::tensor::element_count(shape, config.max_tensor_elements)
+                    .is_none()
+                {
+                    return Err(OpenVinoError::ShapeTooLarge {
+                        setting,
+                        input: input.clone(),
+                        shape: shape.clone(),
+                        limit: config.max_tensor_elements,
+                    });
+                }
+            }
         }
         let mut core = Core::new().map_err(|e| OpenVinoError::Call {
             step: "create its core",
@@ -394,6 +470,7 @@ impl OpenVinoFactory {
             device: config.device.clone(),
             model: config.model.clone(),
             precision,
+            max_elements: config.max_tensor_elements,
             compilations: AtomicU64::new(1),
             requests: AtomicU64::new(0),
         })
@@ -426,6 +503,38 @@ impl OpenVinoFactory {
     pub fn warmup_inputs(&self) -> Result<&Tensors, String> {
         self.warmup.as_deref().map_err(Clone::clone)
     }
+}
+
+/// The model file (and an IR's weights beside it) exists, is a file, is not
+/// too large, and no other user may change it.
+fn check_model_file(config: &OpenVinoConfig) -> Result<(), OpenVinoError> {
+    let path = &config.model;
+    if path.is_dir() {
+        return Err(OpenVinoError::ModelIsDirectory { path: path.clone() });
+    }
+    let Some(meta) = std::fs::metadata(path).ok().filter(|m| m.is_file()) else {
+        return Err(OpenVinoError::ModelNotFound { path: path.clone() });
+    };
+    let mut files = vec![(path.clone(), meta.len())];
+    if path.extension().is_some_and(|e| e == "xml") {
+        let weights = path.with_extension("bin");
+        if let Ok(m) = std::fs::metadata(&weights) {
+            files.push((weights, m.len()));
+        }
+    }
+    for (file, size) in files {
+        if size > config.max_model_bytes {
+            return Err(OpenVinoError::ModelTooLarge {
+                path: file,
+                size,
+                limit: config.max_model_bytes,
+            });
+        }
+        if !config.allow_insecure_paths {
+            library::check_not_world_writable(&file, "model")?;
+        }
+    }
+    Ok(())
 }
 
 fn warmup_inputs(
@@ -544,6 +653,10 @@ impl SessionFactory<Tensors, Tensors> for OpenVinoFactory {
             ("device".into(), self.device.clone()),
             ("model".into(), self.model.display().to_string()),
             ("precision".into(), self.precision.clone()),
+            (
+                "runtime".into(),
+                library::runtime_version().unwrap_or("unknown").to_owned(),
+            ),
         ]
     }
 
@@ -559,7 +672,7 @@ impl SessionFactory<Tensors, Tensors> for OpenVinoFactory {
                     ),
                 )
             })?;
-            spec.check(t)?;
+            spec.check(t, self.max_elements)?;
         }
         if input.len() > self.inputs.len() {
             let known: Vec<_> = self.inputs.iter().map(|s| s.name.as_str()).collect();

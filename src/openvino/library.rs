@@ -11,8 +11,25 @@
 //!    `/venv/lib/python3*/site-packages/openvino/libs`;
 //! 4. the `openvino` crate's own finder (`OPENVINO_INSTALL_DIR`, system paths).
 //!
-//! The PyPI wheel ships only versioned names (`libopenvino_c.so.2641`), so a
-//! folder is searched for `libopenvino_c.so` and `libopenvino_c.so.*`.
+//! # Only absolute paths
+//!
+//! Native code is loaded only from where the user put it. A relative or empty
+//! value anywhere in that list (the config's `library`, the variables above,
+//! `HOME`, a path from the crate's finder) is **ignored with a warning naming
+//! it**, and the search goes on; the error, if nothing is found, lists it as
+//! ignored. A relative value would be resolved against the current directory,
+//! which may be writable by others (the XDG specification likewise says
+//! relative values are to be ignored). With `HOME` unset and no absolute
+//! `ACCELPOOL_HOME` or `XDG_DATA_HOME`, step 3 is skipped.
+//!
+//! # What is loaded
+//!
+//! The PyPI wheel ships only versioned names (`libopenvino_c.so.2641`): a
+//! folder resolves to `libopenvino_c.so` if present, otherwise the newest
+//! `libopenvino_c.so.*` by its numeric suffix. Before the file is handed to
+//! the runtime binding it is checked: not writable by other users (see
+//! [`check_not_world_writable`]) unless allowed, and exporting the C API;
+//! after loading, the runtime's version must be at least [`MIN_VERSION`].
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -22,7 +39,18 @@ use super::OpenVinoError;
 /// The environment variable naming the library file or its folder.
 pub const LIBRARY_ENV: &str = "ACCELPOOL_OPENVINO_LIB";
 
-static LOADED: OnceLock<PathBuf> = OnceLock::new();
+/// The oldest OpenVINO runtime this crate supports (year, release): the
+/// first with the C API the `openvino` binding 0.11 calls.
+pub const MIN_VERSION: (u32, u32) = (2025, 1);
+
+/// The library loaded, and the runtime's version.
+static LOADED: OnceLock<(PathBuf, String)> = OnceLock::new();
+
+/// The version of the loaded runtime (its build number, such as
+/// `2026.4.1-20434-...`), once [`load`] has succeeded.
+pub fn runtime_version() -> Option<&'static str> {
+    LOADED.get().map(|(_, v)| v.as_str())
+}
 
 /// Loads the OpenVINO C library once per process and returns its path.
 /// Later calls return the first library's path whatever they are given:
@@ -32,20 +60,86 @@ static LOADED: OnceLock<PathBuf> = OnceLock::new();
 /// object that lacks the C API's functions (the C++ `libopenvino.so` beside
 /// the right one, or any other library) is refused with
 /// [`OpenVinoError::NotOpenVinoC`], which names the file to use instead.
-pub fn load(configured: Option<&Path>) -> Result<PathBuf, OpenVinoError> {
-    if let Some(p) = LOADED.get() {
+///
+/// `allow_insecure` skips the check that no other user may write the file
+/// or its folders (for development only: see [`check_not_world_writable`]).
+pub fn load(configured: Option<&Path>, allow_insecure: bool) -> Result<PathBuf, OpenVinoError> {
+    if let Some((p, _)) = LOADED.get() {
         return Ok(p.clone());
     }
     let mut searched = Vec::new();
     let path = find(configured, &mut searched).ok_or_else(|| OpenVinoError::LibraryNotFound {
         searched: searched.clone(),
     })?;
+    if !allow_insecure {
+        check_not_world_writable(&path, "library")?;
+    }
     check_c_api(&path)?;
     openvino_sys::library::load_from(&path).map_err(|message| OpenVinoError::LibraryLoad {
         path: path.clone(),
         message,
     })?;
-    Ok(LOADED.get_or_init(|| path).clone())
+    let version = openvino::version().build_number;
+    if !version_at_least(&version, MIN_VERSION) {
+        return Err(OpenVinoError::LibraryTooOld {
+            path,
+            version,
+            minimum: format!("{}.{}", MIN_VERSION.0, MIN_VERSION.1),
+        });
+    }
+    log::info!("loaded OpenVINO {version} from {}", path.display());
+    Ok(LOADED.get_or_init(|| (path, version)).0.clone())
+}
+
+/// True if a build number (`2026.4.1-20434-...`) is at least `min`.
+fn version_at_least(build: &str, min: (u32, u32)) -> bool {
+    let mut parts = build
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(year), Some(release)) => (year, release) >= min,
+        _ => false,
+    }
+}
+
+/// Refuses a file that other users may change, like OpenSSH's
+/// `StrictModes`: the file must not be world-writable, and no folder above
+/// it may be world-writable unless it has the sticky bit (as `/tmp` does,
+/// where others may add files but not replace yours). `what` names the
+/// file in the error (`library`, `model`). Turned off by the backend's
+/// `allow_insecure_paths` (development only).
+pub fn check_not_world_writable(path: &Path, what: &'static str) -> Result<(), OpenVinoError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        const WORLD_WRITABLE: u32 = 0o002;
+        const STICKY: u32 = 0o1000;
+        let insecure = |p: &Path, reason: &str| OpenVinoError::InsecurePath {
+            what,
+            path: path.to_path_buf(),
+            reason: format!("{} {reason}", p.display()),
+        };
+        let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if let Ok(meta) = std::fs::metadata(&file) {
+            if meta.permissions().mode() & WORLD_WRITABLE != 0 {
+                return Err(insecure(&file, "is writable by every user"));
+            }
+        }
+        for dir in file.ancestors().skip(1) {
+            let Ok(meta) = std::fs::metadata(dir) else {
+                continue;
+            };
+            let mode = meta.permissions().mode();
+            if mode & WORLD_WRITABLE != 0 && mode & STICKY == 0 {
+                return Err(insecure(
+                    dir,
+                    "is a folder every user may write to (and it has no sticky bit)",
+                ));
+            }
+        }
+    }
+    let _ = (path, what);
+    Ok(())
 }
 
 /// Functions of the C API this crate calls first; a library without them is
@@ -89,42 +183,77 @@ fn check_c_api(path: &Path) -> Result<(), OpenVinoError> {
 /// environment variable is ignored (the search goes on); a set one that
 /// holds no library ends the search, since the user asked for that place.
 pub fn find(configured: Option<&Path>, searched: &mut Vec<String>) -> Option<PathBuf> {
-    if let Some(p) = configured {
+    if let Some(p) =
+        configured.and_then(|p| absolute("the backend's `library`", p.as_os_str(), searched))
+    {
         searched.push(format!("config `library`: {}", p.display()));
-        return resolve(p);
+        return resolve(&p);
     }
-    match std::env::var_os(LIBRARY_ENV) {
-        Some(p) if !p.is_empty() => {
-            let p = PathBuf::from(p);
+    if let Some(v) = std::env::var_os(LIBRARY_ENV) {
+        if let Some(p) = absolute(LIBRARY_ENV, &v, searched) {
             searched.push(format!("{LIBRARY_ENV}={}", p.display()));
             return resolve(&p);
         }
-        Some(_) => log::warn!("{LIBRARY_ENV} is set but empty; ignoring it"),
-        None => {}
     }
-    let home = setup_home();
-    searched.push(format!(
-        "{}/venv/lib/python3*/site-packages/openvino/libs",
-        home.display()
-    ));
-    if let Some(found) = wheel_libs(&home).and_then(|d| resolve(&d)) {
-        return Some(found);
+    match setup_home_noting(searched) {
+        Some(home) => {
+            searched.push(format!(
+                "{}/venv/lib/python3*/site-packages/openvino/libs",
+                home.display()
+            ));
+            if let Some(found) = wheel_libs(&home).and_then(|d| resolve(&d)) {
+                return Some(found);
+            }
+        }
+        None => searched.push(
+            "the setup install (skipped: no absolute ACCELPOOL_HOME, XDG_DATA_HOME or HOME)".into(),
+        ),
     }
     searched
         .push("the openvino crate's finder (OPENVINO_INSTALL_DIR, system library paths)".into());
-    openvino_sys::library::find().filter(|p| p.is_file())
+    openvino_sys::library::find().filter(|p| p.is_absolute() && p.is_file())
 }
 
-/// The folder `scripts/setup.sh` installs into.
-pub fn setup_home() -> PathBuf {
-    if let Some(h) = std::env::var_os("ACCELPOOL_HOME") {
-        return PathBuf::from(h);
+/// `value` as a path if it is absolute; otherwise `None`, with a warning
+/// naming `what` and the value, and a note in `searched`.
+fn absolute(what: &str, value: &std::ffi::OsStr, searched: &mut Vec<String>) -> Option<PathBuf> {
+    let p = Path::new(value);
+    if p.is_absolute() {
+        return Some(p.to_path_buf());
     }
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    data.join("accelpool")
+    let shown = if value.is_empty() {
+        "an empty value".to_owned()
+    } else {
+        format!("`{}`, a relative path", p.display())
+    };
+    log::warn!("{what} is {shown}; ignoring it (only absolute paths are searched)");
+    searched.push(format!(
+        "{what}: {shown} (ignored: only absolute paths are searched)"
+    ));
+    None
+}
+
+/// The folder `scripts/setup.sh` installs into: `$ACCELPOOL_HOME`, else
+/// `$XDG_DATA_HOME/accelpool`, else `$HOME/.local/share/accelpool`, each
+/// taken only if absolute (a relative or empty one is ignored with a
+/// warning). `None` when none is set: the current directory is never used.
+pub fn setup_home() -> Option<PathBuf> {
+    setup_home_noting(&mut Vec::new())
+}
+
+fn setup_home_noting(searched: &mut Vec<String>) -> Option<PathBuf> {
+    for (var, suffix) in [
+        ("ACCELPOOL_HOME", ""),
+        ("XDG_DATA_HOME", "accelpool"),
+        ("HOME", ".local/share/accelpool"),
+    ] {
+        if let Some(v) = std::env::var_os(var) {
+            if let Some(p) = absolute(var, &v, searched) {
+                return Some(p.join(suffix));
+            }
+        }
+    }
+    None
 }
 
 /// `openvino/libs` inside the setup venv, whatever its Python version.

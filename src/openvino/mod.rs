@@ -23,6 +23,9 @@ mod factory;
 pub mod library;
 mod tensor;
 
-pub use config::{OpenVinoConfig, PerformanceHint, Precision};
+pub use config::{
+    OpenVinoConfig, PerformanceHint, Precision, DEFAULT_MAX_MODEL_BYTES,
+    DEFAULT_MAX_TENSOR_ELEMENTS,
+};
 pub use factory::{InputSpec, OpenVinoError, OpenVinoFactory, OpenVinoSession};
 pub use tensor::{Tensor, TensorData, Tensors};

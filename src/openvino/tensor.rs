@@ -98,24 +98,35 @@ impl Tensor {
         Self::new(name, shape, TensorData::F32(data))
     }
 
-    /// Elements the shape calls for.
-    pub fn shape_len(&self) -> usize {
-        self.shape.iter().product()
+    /// Elements the shape calls for; `None` if that number overflows.
+    pub fn shape_len(&self) -> Option<usize> {
+        element_count(&self.shape, usize::MAX)
     }
 
     /// Checks that the data has as many elements as the shape calls for.
     pub fn check_len(&self) -> Result<(), String> {
-        if self.shape_len() == self.data.len() {
-            Ok(())
-        } else {
-            Err(format!(
-                "shape {:?} holds {} elements but {} were given",
+        match self.shape_len() {
+            Some(n) if n == self.data.len() => Ok(()),
+            Some(n) => Err(format!(
+                "shape {:?} holds {n} elements but {} were given",
                 self.shape,
-                self.shape_len(),
                 self.data.len()
-            ))
+            )),
+            None => Err(format!(
+                "shape {:?} holds more elements than memory can",
+                self.shape
+            )),
         }
     }
+}
+
+/// The elements a shape holds, if that number is at most `limit` (and so
+/// does not overflow). Computed without allocating.
+pub(crate) fn element_count(shape: &[usize], limit: usize) -> Option<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= limit)
 }
 
 impl fmt::Display for Tensor {
