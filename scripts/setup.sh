@@ -15,11 +15,34 @@ OPENVINO_VERSION=2026.4.1
 RAPIDOCR_VERSION=1.4.4
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-home=${ACCELPOOL_HOME:-${XDG_DATA_HOME:-$HOME/.local/share}/accelpool}
-venv="$home/venv"
 python=${PYTHON:-python3}
 
 log() { printf 'setup: %s\n' "$*" >&2; }
+
+# The install folder, chosen by the same rules as the runtime's library
+# search (src/openvino/library.rs): only absolute values count; a relative
+# or empty one is ignored with a warning, never resolved against the
+# current folder.
+home=
+for var in ACCELPOOL_HOME XDG_DATA_HOME HOME; do
+  value=${!var-}
+  [ -n "${!var+set}" ] || continue
+  case $value in
+    /*) ;;
+    *) log "warning: $var is '$value', not an absolute path; ignoring it"; continue ;;
+  esac
+  case $var in
+    ACCELPOOL_HOME) home=$value ;;
+    XDG_DATA_HOME) home=$value/accelpool ;;
+    HOME) home=$value/.local/share/accelpool ;;
+  esac
+  break
+done
+if [ -z "$home" ]; then
+  log "error: no install folder: set HOME or ACCELPOOL_HOME to an absolute path"
+  exit 1
+fi
+venv="$home/venv"
 # A path as a reader of the log wants it: inside the checkout relative to it,
 # under the home folder with `~`.
 show() {

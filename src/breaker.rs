@@ -20,6 +20,8 @@
 //! `half_open_max_calls` requests are admitted, as probes; only probe
 //! outcomes decide whether the breaker closes or opens again.
 
+#![forbid(unsafe_code)]
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;

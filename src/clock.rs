@@ -1,6 +1,8 @@
 //! Time, injectable: breakers and stuck-call detection read a [`Clock`], so
 //! tests drive them with a [`ManualClock`] instead of sleeping.
 
+#![forbid(unsafe_code)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -3,6 +3,8 @@
 //! defaults for everything optional, and [`PoolConfig::validate`] names the
 //! field path and the allowed range of anything out of bounds.
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashSet;
 use std::time::Duration;
 

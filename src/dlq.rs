@@ -6,6 +6,8 @@
 //! pushed out; that letter is counted and handed to the overflow callback if
 //! one is set, never dropped silently.
 
+#![forbid(unsafe_code)]
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::SystemTime;

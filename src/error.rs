@@ -1,5 +1,7 @@
 //! Errors of submitting and of building a pool.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 
 use crate::config::ConfigError;

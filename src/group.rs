@@ -1,6 +1,8 @@
 //! A device group: a named set of workers on one device, with its own queues,
 //! routing priority, circuit breaker and session factory.
 
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;

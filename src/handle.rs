@@ -20,6 +20,8 @@
 //! request's cancel flag, which the session can read through
 //! [`RunContext::is_cancelled`](crate::RunContext::is_cancelled).
 
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};

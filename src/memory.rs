@@ -5,6 +5,8 @@
 //! not the host's total: a pool in a 4 GiB container on a 256 GiB host must
 //! react at 4 GiB.
 
+#![forbid(unsafe_code)]
+
 use std::sync::Arc;
 
 use parking_lot::Mutex;

@@ -7,6 +7,8 @@
 //! never capped (a worker driving an NPU or a remote device mostly waits). A failed pin is reported in the
 //! worker's stats and the worker runs unpinned.
 
+#![forbid(unsafe_code)]
+
 use core_affinity::CoreId;
 
 /// The cores workers are placed on, read once.

@@ -9,6 +9,8 @@
 //! can slip into a queue unseen: every accepted request is in the ledger
 //! before shutdown starts counting what is in flight.
 
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};

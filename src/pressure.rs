@@ -13,6 +13,8 @@
 //! No queued request is lost: a group keeps at least one running worker,
 //! which goes on draining its queues.
 
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 

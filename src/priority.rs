@@ -1,5 +1,7 @@
 //! Request priorities.
 
+#![forbid(unsafe_code)]
+
 use serde::{Deserialize, Serialize};
 
 /// How urgent a request is. Workers always take the highest non-empty level

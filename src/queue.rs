@@ -25,6 +25,8 @@
 //! control channel" (capacity 1, so a note already there is enough). Either
 //! wakes a parked select.
 
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 

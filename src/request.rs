@@ -1,6 +1,8 @@
 //! [`Request`]: what a caller submits, and the job the runtime carries
 //! through queues, retries and the dead-letter queue.
 
+#![forbid(unsafe_code)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -12,6 +12,8 @@
 //!
 //! A worker never sleeps through a backoff: the supervisor's timer does.
 
+#![forbid(unsafe_code)]
+
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 

@@ -8,6 +8,8 @@
 //! that group. A retry prefers groups that have not failed it yet, and falls
 //! back to the ones that did only when no other exists.
 
+#![forbid(unsafe_code)]
+
 use crate::group::Group;
 
 /// Most device groups in one pool (a retry remembers failed groups as bits of a `u64`).

@@ -5,6 +5,8 @@
 //! (which never exceeds the cores available). One step per group per check,
 //! so it moves smoothly. Workers parked by memory pressure are left alone.
 
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::Ordering;
 
 use crate::pool::Shared;

@@ -7,6 +7,8 @@
 //! again whenever a session must be rebuilt (after a panic, or when a worker is
 //! replaced).
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;

@@ -20,6 +20,8 @@
 //! After step 6 every accepted request is resolved, so
 //! `accepted = completed + dead_lettered + cancelled + expired`.
 
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};

@@ -5,6 +5,8 @@
 //! caller). Latency histograms belong to one worker each and sit behind an
 //! uncontended lock; a snapshot merges them.
 
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 

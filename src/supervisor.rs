@@ -20,6 +20,8 @@
 //! intact; a retry whose re-route panicked is dead-lettered with the panic
 //! as its last error, never lost and never mis-reported as a shutdown.
 
+#![forbid(unsafe_code)]
+
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
 use std::panic::{catch_unwind, AssertUnwindSafe};

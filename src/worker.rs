@@ -8,6 +8,8 @@
 //! or dead-lettered ([`crate::retry`]). A panic fails the attempt and
 //! rebuilds the session, since a session that panicked may be broken.
 
+#![forbid(unsafe_code)]
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;

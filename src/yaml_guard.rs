@@ -11,6 +11,8 @@
 //! compact `- ` markers that open a sequence on the same line. A real
 //! configuration nests about six deep.
 
+#![forbid(unsafe_code)]
+
 use crate::config::{ConfigError, MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH};
 
 /// Refuses text that is too long or nested too deep for a configuration.

@@ -1,5 +1,7 @@
 //! The OpenVINO backend's settings for one device group.
 
+#![forbid(unsafe_code)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

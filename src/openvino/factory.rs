@@ -1,6 +1,8 @@
 //! The OpenVINO session factory (one compiled model per device group) and
 //! session (one infer request per worker).
 
+#![forbid(unsafe_code)]
+
 use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;

@@ -153,6 +153,7 @@ const C_API: [&str; 4] = [
 
 /// Opens `path` and checks that it exports the C API, without handing it to
 /// the binding (which keeps the first library it is given for good).
+#[allow(unsafe_code)] // the crate's one `unsafe`: see docs/ARCHITECTURE.md
 fn check_c_api(path: &Path) -> Result<(), OpenVinoError> {
     // SAFETY: opening a shared library runs its initialisers. The file is
     // the one the user configured or the setup installed, and it is about to

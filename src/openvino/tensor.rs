@@ -1,5 +1,7 @@
 //! Named tensors: what an OpenVINO request takes and returns.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 
 /// Element data of a tensor. `f16` model outputs are read as `F32`.
@@ -50,11 +52,9 @@ impl TensorData {
     }
 
     pub(crate) fn as_bytes(&self) -> &[u8] {
-        fn bytes<T>(v: &[T]) -> &[u8] {
-            // SAFETY: every initialised value of f32, u8, i32 and i64 is also
-            // valid as plain bytes, the length is the slice's size in bytes,
-            // and the borrow keeps the vector alive for the returned lifetime.
-            unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+        // Plain-old-data element types, viewed as bytes without copying.
+        fn bytes<T: bytemuck::Pod>(v: &[T]) -> &[u8] {
+            bytemuck::cast_slice(v)
         }
         match self {
             TensorData::F32(v) => bytes(v),
