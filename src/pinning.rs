@@ -2,10 +2,11 @@
 //!
 //! Core ids are read once, on the thread that builds the pool, before any
 //! worker is pinned: a pinned thread would see only its own core. Workers are
-//! handed cores round-robin across all groups, so two workers share a core only
-//! when there are more workers than cores: the configured count is honoured,
-//! never capped (a worker driving an NPU or a remote device mostly waits). A failed pin is reported in the
-//! worker's stats and the worker runs unpinned.
+//! handed cores round-robin across all groups, so two workers share a core
+//! only when there are more workers than cores: the configured count is
+//! honoured, never capped (a worker driving an NPU or a remote device mostly
+//! waits). A failed pin is reported in the worker's stats and the worker runs
+//! unpinned.
 
 #![forbid(unsafe_code)]
 
