@@ -5,22 +5,32 @@
 #![cfg(feature = "openvino")]
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use accelpool::openvino::{library, OpenVinoConfig, OpenVinoFactory, Precision, Tensor};
 use accelpool::{GroupConfig, Pool, Request, SubmitError};
 
-/// The system allocator, noting the largest allocation while `WATCHING`.
+/// The system allocator, noting the largest allocation the watching
+/// thread makes (other threads, such as the runtime's own, are not counted).
 struct Largest;
 
-static WATCHING: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    // Const-initialised and without a destructor: reading it never allocates.
+    static WATCHING: Cell<bool> = const { Cell::new(false) };
+}
 static LARGEST: AtomicUsize = AtomicUsize::new(0);
 
+fn watching() -> bool {
+    WATCHING.try_with(Cell::get).unwrap_or(false)
+}
+
 // SAFETY: every call is forwarded unchanged to the system allocator; the
-// only addition is an atomic update that neither allocates nor panics.
+// only additions are a thread-local read and an atomic update, which
+// neither allocate nor panic.
 unsafe impl GlobalAlloc for Largest {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if WATCHING.load(Ordering::Relaxed) {
+        if watching() {
             LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
         }
         // SAFETY: the caller's contract for `alloc` is passed on as it is.
@@ -48,9 +58,9 @@ fn a_huge_shape_is_refused_without_allocating_for_it() {
     for shape in [[usize::MAX, 2], [1 << 40, 4], [1 << 28, 4]] {
         let request = Request::new(vec![Tensor::f32("x", shape, vec![])]);
         LARGEST.store(0, Ordering::Relaxed);
-        WATCHING.store(true, Ordering::Relaxed);
+        WATCHING.set(true);
         let refused = pool.try_submit(request);
-        WATCHING.store(false, Ordering::Relaxed);
+        WATCHING.set(false);
         let largest = LARGEST.load(Ordering::Relaxed);
         assert!(
             matches!(refused, Err(SubmitError::Invalid { .. })),
