@@ -124,6 +124,7 @@ fn the_readme_and_docs_stand_alone() {
     for file in [
         "README.md",
         "docs/ARCHITECTURE.md",
+        "docs/FUZZING.md",
         "BENCHMARKS.md",
         "models/README.md",
     ] {
