@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use crossbeam_channel::{bounded, unbounded, Receiver, Select, Sender, TrySendError};
@@ -145,13 +145,8 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Shared<I, O> {
             Err((job, Refusal::Full | Refusal::Unavailable)) => Err(job),
             Err((mut job, Refusal::Invalid(group, error))) => {
                 // Valid at submit, so only a reload could get here; fail it visibly.
-                job.errors.push(crate::handle::AttemptError {
-                    attempt: job.attempts,
-                    group: Arc::from("router"),
-                    worker: 0,
-                    error: SessionError::permanent(format!("group `{group}`: {error}")),
-                    at: SystemTime::now(),
-                });
+                let error = SessionError::permanent(format!("group `{group}`: {error}"));
+                job.note_error(Arc::from("router"), error);
                 crate::retry::dead_letter(self, job, || ());
                 Ok(())
             }
@@ -279,6 +274,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Shared<I, O> {
     /// group the reload removed runs nowhere else: it is dead-lettered with
     /// an error naming the group (its letter keeps the restriction, so a
     /// replay once the group is back runs it there).
+    ///
     /// True if handed over, false if dead-lettered.
     pub(crate) fn adopt(&self, mut job: Job<I, O>, old_groups: &[Group<I, O>]) -> bool {
         job.slot.requeue(); // a call given up on mid-run goes back to Queued
@@ -288,17 +284,14 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Shared<I, O> {
                 Some(g) => job.only_group = Some(g),
                 None => {
                     job.only_group = None;
-                    job.errors.push(crate::handle::AttemptError {
-                        attempt: job.attempts,
-                        group: Arc::clone(name),
-                        worker: 0,
-                        error: SessionError::permanent(format!(
+                    job.note_error(
+                        Arc::clone(name),
+                        SessionError::permanent(format!(
                             "group `{name}` was removed by a reload while this request, \
                              which may run only there, was still queued or running; it was \
                              not run elsewhere (replay it once the group is back)"
                         )),
-                        at: SystemTime::now(),
-                    });
+                    );
                     crate::retry::dead_letter_as(self, job, Some(name.to_string()), || ());
                     return false;
                 }
@@ -1246,7 +1239,10 @@ fn start_workers<I: Send + Sync + 'static, O: Send + 'static>(
             placed.push((gi, wi, core));
         }
     }
-    let on_core = |c: core_affinity::CoreId| placed.iter().filter(|p| p.2 == Some(c)).count();
+    let mut per_core = std::collections::HashMap::new();
+    for core in placed.iter().filter_map(|p| p.2) {
+        *per_core.entry(core.id).or_insert(0usize) += 1;
+    }
     let total = placed.len();
     let cores = pinning::available_cores();
     if total > cores {
@@ -1258,7 +1254,7 @@ fn start_workers<I: Send + Sync + 'static, O: Send + 'static>(
     let (ready_tx, ready_rx) = unbounded();
     let mut spawned = 0;
     for &(gi, wi, core) in &placed {
-        let shares = core.is_some_and(|c| on_core(c) > 1);
+        let shares = core.is_some_and(|c| per_core[&c.id] > 1);
         let slot = spawn_worker(shared, gi, wi, core, shares, Some(ready_tx.clone()))?;
         spawned += 1;
         shared.groups[gi].workers.lock().push(slot);

@@ -135,4 +135,16 @@ impl<I, O> Job<I, O> {
     pub(crate) fn is_expired(&self, now: Instant) -> bool {
         self.deadline.is_some_and(|d| now >= d)
     }
+
+    /// Records why the request failed outside any session (routing, a
+    /// reload), as an attempt error of `group` with no worker.
+    pub(crate) fn note_error(&mut self, group: Arc<str>, error: crate::SessionError) {
+        self.errors.push(AttemptError {
+            attempt: self.attempts,
+            group,
+            worker: 0,
+            error,
+            at: std::time::SystemTime::now(),
+        });
+    }
 }

@@ -151,13 +151,7 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(
                     );
                     shared.supervisor_panics.inc();
                     let mut job = spare;
-                    job.errors.push(crate::handle::AttemptError {
-                        attempt: job.attempts,
-                        group: Arc::from("router"),
-                        worker: 0,
-                        error,
-                        at: std::time::SystemTime::now(),
-                    });
+                    job.note_error(Arc::from("router"), error);
                     retry::dead_letter(&shared, job, || ());
                     shared.pending_retries.fetch_sub(1, Ordering::AcqRel);
                 }
