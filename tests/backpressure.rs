@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use accelpool::{
-    GroupConfig, LevelCapacity, Pool, Priority, Request, SessionError, SubmitError, WorkerInfo,
+    GroupConfig, LevelCapacity, Pool, Priority, Refusal, Request, SessionError, WorkerInfo,
 };
 use common::{assert_accounting, Gate, LONG};
 
@@ -57,7 +57,10 @@ fn full_queue_hands_request_back_intact() {
                 .group("cpu"),
         )
         .unwrap_err();
-    assert!(matches!(refused, SubmitError::Full(_)), "{refused}");
+    assert!(
+        matches!(refused.refusal(), Refusal::Full { .. }),
+        "{refused}"
+    );
     assert!(refused.is_backpressure());
     assert!(
         refused.to_string().contains("capacity.normal"),
@@ -103,7 +106,7 @@ fn submit_timeout_returns_at_its_deadline_with_the_request() {
         )
         .unwrap_err();
     let waited = started.elapsed();
-    assert!(matches!(err, SubmitError::Timeout(_)), "{err}");
+    assert!(matches!(err.refusal(), Refusal::Timeout { .. }), "{err}");
     assert!(
         waited >= timeout,
         "returned before its deadline: {waited:?}"
@@ -158,7 +161,7 @@ fn blocked_submit_proceeds_when_room_appears_and_closes_on_shutdown() {
     // Whether it was already blocked or arrived after closing, it is refused
     // as Closed (the worker is held at the gate, so the queue never frees).
     let refused = waiter.join().unwrap().unwrap_err();
-    assert!(matches!(refused, SubmitError::Closed(_)), "{refused}");
+    assert!(matches!(refused.refusal(), Refusal::Closed), "{refused}");
     assert_eq!(refused.into_request().into_input(), "zz");
     gate.open_one();
     blocker.wait().unwrap();

@@ -9,7 +9,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use accelpool::openvino::{library, OpenVinoConfig, OpenVinoFactory, Precision, Tensor};
-use accelpool::{GroupConfig, Pool, Request, SubmitError};
+use accelpool::{GroupConfig, Pool, Refusal, Request};
 
 /// The system allocator, noting the largest allocation the watching
 /// thread makes (other threads, such as the runtime's own, are not counted).
@@ -63,7 +63,10 @@ fn a_huge_shape_is_refused_without_allocating_for_it() {
         WATCHING.set(false);
         let largest = LARGEST.load(Ordering::Relaxed);
         assert!(
-            matches!(refused, Err(SubmitError::Invalid { .. })),
+            matches!(
+                refused.as_ref().map_err(|e| e.refusal()),
+                Err(Refusal::Invalid { .. })
+            ),
             "{shape:?} is refused"
         );
         // Error messages and bookkeeping only: nothing sized by the shape.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use accelpool::openvino::{
     library, OpenVinoConfig, OpenVinoError, OpenVinoFactory, Precision, Tensor, TensorData,
 };
-use accelpool::{GroupConfig, Pool, PoolBuilder, Request, SubmitError};
+use accelpool::{GroupConfig, Pool, PoolBuilder, Refusal, Request};
 use common::{assert_accounting, LONG};
 
 fn models() -> PathBuf {
@@ -178,7 +178,7 @@ fn wrong_input_is_rejected_before_queueing_with_a_typed_error() {
     let err = pool
         .try_submit(Request::new(bad_shape.clone()))
         .unwrap_err();
-    let SubmitError::Invalid { group, error, .. } = &err else {
+    let Refusal::Invalid { group, error } = err.refusal() else {
         panic!("expected Invalid, got {err}")
     };
     assert_eq!(group, "cpu");
@@ -393,7 +393,7 @@ fn shapes_too_large_for_memory_or_the_limit_are_refused_at_submit() {
             vec![],
         )]))
         .unwrap_err();
-    let SubmitError::Invalid { error, .. } = &err else {
+    let Refusal::Invalid { error, .. } = err.refusal() else {
         panic!("expected Invalid, got {err}")
     };
     assert_eq!(error.input, "x");

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use accelpool::{
     GroupConfig, ManualProbe, MemoryConfig, MemoryProbe, Pool, PoolStats, PressureAction,
-    PressureEvent, PressureLevel, Priority, Request, RunContext, Session, SessionError,
-    SubmitError, SysinfoProbe, WorkerInfo,
+    PressureEvent, PressureLevel, Priority, Refusal, Request, RunContext, Session, SessionError,
+    SysinfoProbe, WorkerInfo,
 };
 use common::{assert_accounting, stats_until, Count, LONG};
 
@@ -125,7 +125,10 @@ fn workers_park_and_wake_with_hysteresis_and_nothing_is_lost() {
     let err = pool
         .try_submit(Request::new(7).priority(Priority::Low))
         .unwrap_err();
-    assert!(matches!(err, SubmitError::MemoryPressure(_)), "{err}");
+    assert!(
+        matches!(err.refusal(), Refusal::MemoryPressure { .. }),
+        "{err}"
+    );
     assert_eq!(err.into_request().into_input(), 7);
     assert_eq!(
         pool.submit(Request::new(1).priority(Priority::Normal))

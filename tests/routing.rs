@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use accelpool::{GroupConfig, Pool, Request, SessionError, SubmitError, WorkerInfo};
+use accelpool::{GroupConfig, Pool, Refusal, Request, SessionError, WorkerInfo};
 use common::{assert_accounting, Gate, LONG};
 
 /// Each session answers with its group's name; input 0 waits at the gate.
@@ -77,11 +77,11 @@ fn full_group_overflows_to_the_next_and_only_all_full_pushes_back() {
     gate.wait_reached();
     let cpu_queued = pool.submit(Request::new(2)).unwrap(); // fills cpu's Normal queue
     let err = pool.try_submit(Request::new(3)).unwrap_err();
-    assert!(matches!(err, SubmitError::Full(_)), "{err}");
+    assert!(matches!(err.refusal(), Refusal::Full { .. }), "{err}");
     let err = pool
         .submit_timeout(Request::new(4), Duration::from_millis(10))
         .unwrap_err();
-    assert!(matches!(err, SubmitError::Timeout(_)), "{err}");
+    assert!(matches!(err.refusal(), Refusal::Timeout { .. }), "{err}");
     gate.open_one();
     gate.open_one();
     let served: Vec<_> = [npu_held, npu_queued, cpu_held, cpu_queued]
@@ -108,7 +108,7 @@ fn a_request_may_name_its_group() {
         );
     }
     let err = pool.submit(Request::new(1).group("tpu")).unwrap_err();
-    assert!(matches!(err, SubmitError::UnknownGroup(_)));
+    assert!(matches!(err.refusal(), Refusal::UnknownGroup { .. }));
     assert!(err.to_string().contains("`tpu`"));
     // A named group that is full is backpressure, not an overflow elsewhere.
     let held = pool.submit(Request::new(0).group("cpu")).unwrap();
@@ -117,8 +117,9 @@ fn a_request_may_name_its_group() {
         .map(|i| pool.try_submit(Request::new(100 + i).group("cpu")).unwrap())
         .collect();
     assert!(matches!(
-        pool.try_submit(Request::new(5).group("cpu")),
-        Err(SubmitError::Full(_))
+        pool.try_submit(Request::new(5).group("cpu"))
+            .map_err(|e| e.into_parts().1),
+        Err(Refusal::Full { .. })
     ));
     gate.open_one();
     held.wait().unwrap();

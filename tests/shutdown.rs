@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use accelpool::{
-    CancelReason, GroupConfig, Pool, Request, SessionError, SubmitError, TaskError, WorkerInfo,
+    CancelReason, GroupConfig, Pool, Refusal, Request, SessionError, TaskError, WorkerInfo,
 };
 use common::{assert_accounting, eventually, Gate, LONG};
 
@@ -56,8 +56,9 @@ fn shutdown_drains_queued_work() {
     // Idempotent: a second call returns the same report.
     assert_eq!(pool.shutdown(LONG).cancelled_queued, 0);
     assert!(matches!(
-        pool.try_submit(Request::new(1)),
-        Err(SubmitError::Closed(_))
+        pool.try_submit(Request::new(1))
+            .map_err(|e| e.into_parts().1),
+        Err(Refusal::Closed)
     ));
 }
 

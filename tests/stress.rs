@@ -12,8 +12,8 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use accelpool::{
-    BreakerConfig, GroupConfig, Pool, Priority, Request, RetryPolicy, RunContext, Session,
-    SessionError, SubmitError, TaskError, TaskHandle, WorkerInfo,
+    BreakerConfig, GroupConfig, Pool, Priority, Refusal, Request, RetryPolicy, RunContext, Session,
+    SessionError, TaskError, TaskHandle, WorkerInfo,
 };
 use common::{assert_accounting, quiet_injected_panics};
 
@@ -146,11 +146,11 @@ fn round(seed: u64, shutdown_after: Duration, drain: Duration) -> Tally {
                         }
                         Err(e) => {
                             // Refused requests come back intact.
-                            let back = match &e {
-                                SubmitError::Full(_)
-                                | SubmitError::Timeout(_)
-                                | SubmitError::Closed(_)
-                                | SubmitError::Unavailable(_) => e.into_request(),
+                            let back = match e.refusal() {
+                                Refusal::Full { .. }
+                                | Refusal::Timeout { .. }
+                                | Refusal::Closed
+                                | Refusal::Unavailable => e.into_request(),
                                 other => panic!("unexpected refusal: {other}"),
                             };
                             assert_eq!(back.into_input(), input);
@@ -249,7 +249,7 @@ fn round(seed: u64, shutdown_after: Duration, drain: Duration) -> Tally {
     );
     // Submitting after shutdown hands the request back.
     let err = pool.try_submit(Request::new(7)).unwrap_err();
-    assert!(matches!(err, SubmitError::Closed(_)));
+    assert!(matches!(err.refusal(), Refusal::Closed));
     tally.swept = report.cancelled_queued;
     tally.breaker_transitions = stats
         .groups

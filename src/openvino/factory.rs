@@ -18,8 +18,7 @@ use parking_lot::Mutex;
 use super::library;
 use super::tensor::{Tensor, TensorData, Tensors};
 use super::OpenVinoConfig;
-use crate::error::InputError;
-use crate::session::{RunContext, Session, SessionError, SessionFactory, WorkerInfo};
+use crate::core::{InputError, RunContext, Session, SessionError, SessionFactory, WorkerInfo};
 
 /// Why the OpenVINO backend could not start or run.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -342,9 +341,7 @@ impl OpenVinoFactory {
             ("warmup_shapes", &config.warmup_shapes),
         ] {
             for (input, shape) in shapes {
-                if crate::openvino::tensor::element_count(shape, config.max_tensor_elements)
-                    .is_none()
-                {
+                if super::tensor::element_count(shape, config.max_tensor_elements).is_none() {
                     return Err(OpenVinoError::ShapeTooLarge {
                         setting,
                         input: input.clone(),
@@ -798,62 +795,5 @@ impl Session<Tensors, Tensors> for OpenVinoSession {
     fn warmup(&mut self) -> Result<(), SessionError> {
         let inputs = self.warmup.clone().map_err(SessionError::permanent)?;
         self.infer(&inputs).map(drop).map_err(SessionError::from)
-    }
-}
-
-impl crate::PoolBuilder<Tensors, Tensors> {
-    /// A builder for a configuration whose groups name an OpenVINO backend:
-    /// each such group's model is compiled now. An optional group whose
-    /// device is absent is left out of the pool (logged). Groups without a
-    /// backend still need a factory from [`PoolBuilder::factory`](crate::PoolBuilder::factory).
-    ///
-    /// ```no_run
-    /// use accelpool::{PoolBuilder, PoolConfig};
-    /// let cfg = PoolConfig::from_yaml_file("config/npu_cpu_failover.yaml")?;
-    /// let pool = PoolBuilder::from_openvino_config(cfg)?.build()?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn from_openvino_config(mut config: crate::PoolConfig) -> Result<Self, OpenVinoError> {
-        let mut factories = Vec::new();
-        let mut kept = Vec::new();
-        for group in std::mem::take(&mut config.groups) {
-            match group.backend.as_ref().and_then(|b| b.openvino.as_ref()) {
-                Some(ov) => match OpenVinoFactory::new(ov) {
-                    Ok(f) => {
-                        factories.push((group.name.clone(), f));
-                        kept.push(group);
-                    }
-                    Err(e) if e.is_device_absent() && ov.optional => {
-                        log::warn!("group `{}` skipped: {e}", group.name);
-                    }
-                    Err(e) => return Err(e),
-                },
-                None => kept.push(group),
-            }
-        }
-        config.groups = kept;
-        let mut builder = Self::from_config(config);
-        for (name, f) in factories {
-            builder = builder.factory(name, f);
-        }
-        Ok(builder)
-    }
-
-    /// Adds a device group that runs `ov` through OpenVINO. If the device
-    /// is absent and `ov.optional` is set, the group is skipped (logged)
-    /// and the builder returned unchanged; any other failure is an error.
-    pub fn openvino_group(
-        self,
-        group: crate::GroupConfig,
-        ov: &OpenVinoConfig,
-    ) -> Result<Self, OpenVinoError> {
-        match OpenVinoFactory::new(ov) {
-            Ok(f) => Ok(self.group(group, f)),
-            Err(e) if e.is_device_absent() && ov.optional => {
-                log::warn!("group `{}` skipped: {e}", group.name);
-                Ok(self)
-            }
-            Err(e) => Err(e),
-        }
     }
 }

@@ -18,12 +18,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod config;
 mod factory;
 pub mod library;
 mod tensor;
 
-pub use config::{
+pub use crate::config::openvino::{
     OpenVinoConfig, PerformanceHint, Precision, DEFAULT_MAX_MODEL_BYTES,
     DEFAULT_MAX_TENSOR_ELEMENTS,
 };

@@ -1,0 +1,41 @@
+//! The vocabulary every layer shares, depending on nothing else in the
+//! crate: priorities and queue capacities, the clock, the session seam,
+//! requests and jobs, the result slot and its handle, counters and the
+//! ledger, refusals, dead letters, memory readings, and the serializable
+//! snapshot types the stats are made of.
+
+mod clock;
+mod counters;
+mod handle;
+mod latency;
+mod letter;
+mod memory;
+mod priority;
+mod refusal;
+mod request;
+mod session;
+mod snapshot;
+pub(crate) mod sync;
+
+pub(crate) use clock::{checked_deadline, saturating_add, Timebase};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use counters::CountsSnapshot;
+pub(crate) use counters::{Counter, Counts, Event, Ledger};
+pub use handle::{AttemptError, CancelReason, Status, TaskError, TaskHandle};
+pub(crate) use handle::{Outcome, Slot};
+pub(crate) use latency::Latencies;
+pub use latency::{LatencySnapshot, Percentiles};
+pub use letter::DeadLetter;
+pub use memory::{
+    ManualProbe, MemoryProbe, MemorySample, PressureAction, PressureEvent, PressureLevel,
+    SysinfoProbe,
+};
+pub use priority::{LevelCapacity, Priority};
+pub use refusal::{InputError, Refusal, ReplayError, SubmitError};
+pub(crate) use request::Job;
+pub use request::{Request, MAX_GROUPS};
+pub use session::{ErrorKind, RunContext, Session, SessionError, SessionFactory, WorkerInfo};
+pub use snapshot::{
+    BreakerState, BreakerStats, DeadLetterStats, FailureRecord, GroupStats, Health, HealthSummary,
+    MemoryStats, PoolStats, QueueDepth, ReloadReport, ShutdownReport, Transition, WorkerStats,
+};

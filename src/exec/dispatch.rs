@@ -1,0 +1,206 @@
+//! Dispatch: putting a job into a group's queue. The route comes from the
+//! router (`policy::router`); on the way each group's model checks the
+//! input and its breaker admits or turns the job away. A full queue passes
+//! the job on to the next group.
+
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Select, TrySendError};
+
+use super::group::Group;
+use super::retries::Retries;
+use crate::core::{BreakerState, Event, Job, Refusal, SessionError};
+use crate::policy::router::{self, Eligibility};
+use crate::policy::Admission;
+
+/// A generation's groups in routing order (priority, highest first).
+pub(crate) struct Dispatch<I, O> {
+    groups: Vec<Arc<Group<I, O>>>,
+    has_ties: bool,
+}
+
+impl<I, O> router::Groups for Dispatch<I, O> {
+    fn count(&self) -> usize {
+        self.groups.len()
+    }
+
+    fn has_ties(&self) -> bool {
+        self.has_ties
+    }
+
+    #[inline]
+    fn healthy(&self, g: usize) -> bool {
+        self.groups[g].is_healthy()
+    }
+
+    fn rank(&self, g: usize) -> (u8, usize) {
+        let g = &self.groups[g];
+        (g.config().priority, g.in_flight())
+    }
+}
+
+impl<I, O> Dispatch<I, O> {
+    /// `groups` sorted by priority, highest first, each knowing its index.
+    pub(crate) fn new(groups: Vec<Arc<Group<I, O>>>) -> Self {
+        debug_assert!(groups.iter().enumerate().all(|(i, g)| g.index() == i));
+        let has_ties = groups
+            .windows(2)
+            .any(|w| w[0].config().priority == w[1].config().priority);
+        Self { groups, has_ties }
+    }
+
+    pub(crate) fn groups(&self) -> &[Arc<Group<I, O>>] {
+        &self.groups
+    }
+
+    pub(crate) fn group_index(&self, name: &str) -> Option<usize> {
+        self.groups.iter().position(|g| &**g.name() == name)
+    }
+}
+
+// Refusals hand the job back by value: boxing it would allocate on the
+// submit path for every full queue.
+#[allow(clippy::result_large_err)]
+impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
+    /// Offers a job to the eligible groups in routing order: a group is
+    /// skipped while its breaker turns requests away. The refusal is
+    /// `Full`, `Unavailable` or `Invalid`.
+    pub(crate) fn offer(
+        &self,
+        mut job: Job<I, O>,
+        who: Eligibility,
+    ) -> Result<usize, (Job<I, O>, Refusal)> {
+        let route = router::candidates(self, who);
+        let mut invalid = None;
+        let mut full = false;
+        for &gi in route.as_slice() {
+            let g = &self.groups[gi as usize];
+            if let Err(error) = g.factory().validate(&job.input) {
+                invalid.get_or_insert_with(|| (g.name().to_string(), error));
+                continue;
+            }
+            invalid = None;
+            let admission = g.breaker().admit();
+            if admission == Admission::No {
+                continue;
+            }
+            job.probe = admission == Admission::Probe;
+            match g.levels().try_send(job.priority, job) {
+                Ok(()) => {
+                    g.count(Event::Accepted);
+                    return Ok(gi as usize);
+                }
+                Err(TrySendError::Full(j) | TrySendError::Disconnected(j)) => {
+                    g.breaker().release_probe(j.probe);
+                    full = true;
+                    job = j;
+                }
+            }
+        }
+        let refusal = match invalid {
+            Some((group, error)) => Refusal::Invalid { group, error },
+            None if full => Refusal::Full {
+                priority: job.priority,
+            },
+            None => Refusal::Unavailable,
+        };
+        Err((job, refusal))
+    }
+
+    /// Blocks until one of the eligible queues has room, `until` passes, or
+    /// `closing` disconnects. The refusal is `Timeout`, `Closed` or
+    /// `Unavailable`.
+    pub(crate) fn wait_for_room(
+        &self,
+        mut job: Job<I, O>,
+        until: Option<Instant>,
+        closing: &Receiver<()>,
+    ) -> Result<usize, (Job<I, O>, Refusal)> {
+        loop {
+            // Waiting for room, a request may go to any healthy group that
+            // takes its input and whose breaker is not open.
+            let who = Eligibility {
+                only: job.only_group,
+                failed: 0,
+                same_group_fallback: true,
+            };
+            let route: Vec<u8> = router::candidates(self, who)
+                .as_slice()
+                .iter()
+                .copied()
+                .filter(|&gi| {
+                    let g = &self.groups[gi as usize];
+                    g.breaker().state() != BreakerState::Open
+                        && g.factory().validate(&job.input).is_ok()
+                })
+                .collect();
+            if route.is_empty() {
+                return Err((job, Refusal::Unavailable));
+            }
+            let mut sel = Select::new();
+            for &gi in &route {
+                sel.send(self.groups[gi as usize].levels().sender(job.priority));
+            }
+            let closing_op = sel.recv(closing);
+            let op = match until {
+                Some(d) => match sel.select_deadline(d) {
+                    Ok(op) => op,
+                    Err(_) => {
+                        let priority = job.priority;
+                        return Err((job, Refusal::Timeout { priority }));
+                    }
+                },
+                None => sel.select(),
+            };
+            if op.index() == closing_op {
+                let _ = op.recv(closing);
+                return Err((job, Refusal::Closed));
+            }
+            let gi = route[op.index()] as usize;
+            let g = &self.groups[gi];
+            job.enqueued = Instant::now();
+            job.probe = false;
+            match op.send(g.levels().sender(job.priority), job) {
+                Ok(()) => {
+                    g.count(Event::Accepted);
+                    return Ok(gi);
+                }
+                Err(e) => job = e.into_inner(),
+            }
+        }
+    }
+
+    /// Re-routes a retry (the supervisor, once its backoff passed); hands
+    /// it back if every eligible queue is full or no group can take it now.
+    pub(crate) fn reroute(
+        &self,
+        mut job: Job<I, O>,
+        retries: &Retries<I, O>,
+    ) -> Result<(), Job<I, O>> {
+        job.enqueued = Instant::now();
+        let who = Eligibility {
+            only: job.only_group,
+            failed: job.failed_groups,
+            same_group_fallback: retries.policy().same_group_fallback,
+        };
+        match self.offer(job, who) {
+            Ok(_) => Ok(()),
+            Err((mut job, Refusal::Invalid { group, error })) => {
+                // Valid at submit, so only a reload could get here; fail it visibly.
+                let error = SessionError::permanent(format!("group `{group}`: {error}"));
+                job.note_error(Arc::from("router"), error);
+                retries.dead_letter(job, || ());
+                Ok(())
+            }
+            Err((job, _)) => Err(job),
+        }
+    }
+
+    /// True when no group holds a request: queues empty, no call running.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.groups.iter().all(|g| g.is_idle())
+    }
+}

@@ -1,0 +1,306 @@
+//! A device group: a named set of workers on one device, with its own queues,
+//! routing priority, circuit breaker and session factory; and the pool's
+//! handle on each of its worker threads.
+
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use parking_lot::{Mutex, MutexGuard};
+
+use super::queue::Levels;
+use super::worker::{self, WorkerCtx, WorkerStart};
+use super::worker_state::{HealthyWorkers, WorkerState};
+use crate::config::GroupConfig;
+use crate::core::{
+    Clock, Counter, Counts, CountsSnapshot, Event, GroupStats, Job, Latencies, QueueDepth,
+    SessionError, SessionFactory,
+};
+use crate::policy::CircuitBreaker;
+
+/// A worker thread as its group holds it.
+pub(crate) struct WorkerThread<I, O> {
+    state: Arc<WorkerState<I, O>>,
+    /// Dropping it wakes the worker so it sees its stop flag.
+    control: Option<Sender<()>>,
+    /// Disconnects when the thread has exited.
+    exited: Receiver<()>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl<I, O> WorkerThread<I, O> {
+    pub(crate) fn state(&self) -> &Arc<WorkerState<I, O>> {
+        &self.state
+    }
+
+    /// Puts a note on the worker's control channel so it looks at its park
+    /// reasons (a note already waiting is enough).
+    pub(crate) fn wake(&self) {
+        if let Some(c) = &self.control {
+            let _ = c.try_send(());
+        }
+    }
+
+    /// Raises the stop flag and drops the control sender, which wakes the
+    /// worker wherever it waits.
+    pub(crate) fn stop(&mut self) {
+        self.state.stop();
+        drop(self.control.take());
+    }
+
+    /// Waits until the thread exits or `deadline` passes; joins it if it
+    /// exited. True if it exited.
+    pub(crate) fn join_by(&mut self, deadline: Instant) -> bool {
+        match self.exited.recv_deadline(deadline) {
+            Err(RecvTimeoutError::Disconnected) | Ok(()) => {
+                if let Some(t) = self.thread.take() {
+                    let _ = t.join();
+                }
+                true
+            }
+            Err(RecvTimeoutError::Timeout) => false,
+        }
+    }
+
+    /// Lets the thread go without joining it (it may never return).
+    pub(crate) fn detach(&mut self) {
+        drop(self.thread.take());
+    }
+}
+
+/// One device group.
+pub(crate) struct Group<I, O> {
+    /// Its place in routing order (a bit in a job's failed-groups set).
+    index: usize,
+    name: Arc<str>,
+    config: GroupConfig,
+    levels: Levels<Job<I, O>>,
+    factory: Arc<dyn SessionFactory<I, O>>,
+    /// What the factory says its sessions run (read once, for the stats).
+    backend: BTreeMap<String, String>,
+    breaker: CircuitBreaker,
+    healthy_workers: HealthyWorkers,
+    /// Submit-side counts (accepted, rejected); workers count the rest.
+    counts: Counts,
+    stuck_calls: Counter,
+    workers: Mutex<Vec<WorkerThread<I, O>>>,
+    /// Workers replaced after a stuck call: their threads are left to end
+    /// on their own; their counts still belong to the group.
+    retired: Mutex<Vec<Arc<WorkerState<I, O>>>>,
+}
+
+impl<I: 'static, O: 'static> Group<I, O> {
+    pub(crate) fn new(
+        index: usize,
+        config: GroupConfig,
+        factory: Arc<dyn SessionFactory<I, O>>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            index,
+            name: Arc::from(config.name.as_str()),
+            levels: Levels::new(&config.capacity),
+            breaker: CircuitBreaker::new(config.breaker.clone(), clock),
+            healthy_workers: HealthyWorkers::default(),
+            config,
+            backend: factory.describe().into_iter().collect(),
+            factory,
+            counts: Counts::default(),
+            stuck_calls: Counter::default(),
+            workers: Mutex::new(Vec::new()),
+            retired: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<I, O> Group<I, O> {
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    pub(crate) fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    pub(crate) fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
+    pub(crate) fn factory(&self) -> &dyn SessionFactory<I, O> {
+        &*self.factory
+    }
+
+    pub(crate) fn breaker(&self) -> &CircuitBreaker {
+        &self.breaker
+    }
+
+    pub(super) fn levels(&self) -> &Levels<Job<I, O>> {
+        &self.levels
+    }
+
+    /// The group's workers (locked).
+    pub(super) fn workers(&self) -> MutexGuard<'_, Vec<WorkerThread<I, O>>> {
+        self.workers.lock()
+    }
+
+    /// Adds a started worker.
+    pub(crate) fn add_worker(&self, w: WorkerThread<I, O>) {
+        self.workers.lock().push(w);
+    }
+
+    /// Keeps a replaced worker's counts (its thread is left alone).
+    pub(super) fn retire(&self, w: Arc<WorkerState<I, O>>) {
+        self.retired.lock().push(w);
+    }
+
+    /// Workers replaced so far.
+    pub(super) fn retired_count(&self) -> usize {
+        self.retired.lock().len()
+    }
+
+    /// A stuck call was found.
+    pub(super) fn note_stuck(&self) {
+        self.stuck_calls.inc();
+    }
+
+    /// Counts a submit-side event (accepted, rejected).
+    #[inline]
+    pub(crate) fn count(&self, e: Event) {
+        self.counts.inc(e);
+    }
+
+    #[inline]
+    pub(crate) fn is_healthy(&self) -> bool {
+        self.healthy_workers.any()
+    }
+
+    /// The count a worker's health transitions move.
+    pub(super) fn healthy_workers(&self) -> &HealthyWorkers {
+        &self.healthy_workers
+    }
+
+    /// Requests queued now, all levels.
+    pub(crate) fn queued(&self) -> usize {
+        self.levels.depth().iter().sum()
+    }
+
+    /// Work queued plus calls running: the tie-breaker between groups of
+    /// equal priority.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.queued() + self.running()
+    }
+
+    fn running(&self) -> usize {
+        self.workers
+            .lock()
+            .iter()
+            .filter(|w| w.state.is_busy())
+            .count()
+    }
+
+    /// True when the group holds no request: queues empty, no call running.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.queued() == 0 && self.running() == 0
+    }
+
+    /// What the group's workers counted (replaced workers included).
+    pub(crate) fn worker_counts(&self) -> CountsSnapshot {
+        let mut counts = CountsSnapshot::default();
+        for w in self.workers.lock().iter() {
+            counts += w.state.counts();
+        }
+        for w in self.retired.lock().iter() {
+            counts += w.counts();
+        }
+        counts
+    }
+
+    /// The group's stats; `now` in clock nanoseconds since the pool's epoch.
+    pub(crate) fn stats(&self, now: u64) -> GroupStats {
+        let workers = self.workers.lock();
+        let retired = self.retired.lock();
+        let per_worker: Vec<_> = workers.iter().map(|w| w.state.stats(now)).collect();
+        let mut counts = self.counts.snapshot();
+        for w in &per_worker {
+            counts += w.counts;
+        }
+        for w in retired.iter() {
+            counts += w.counts();
+        }
+        let queue_depth = QueueDepth::from_levels(self.levels.depth());
+        let running = workers.iter().filter(|w| w.state.is_busy()).count();
+        GroupStats {
+            capacity: self.config.capacity,
+            active_workers: workers.iter().filter(|w| w.state.is_active()).count(),
+            name: self.name.to_string(),
+            backend: self.backend.clone(),
+            priority: self.config.priority,
+            healthy: self.is_healthy(),
+            breaker: self.breaker.stats(),
+            in_flight: queue_depth.total() + running,
+            routed: counts.accepted,
+            stuck_calls: self.stuck_calls.get(),
+            workers_replaced: retired.len() as u64,
+            queue_depth,
+            counts,
+            latency: Latencies::snapshot(
+                workers
+                    .iter()
+                    .map(|w| w.state.latency())
+                    .chain(retired.iter().map(|w| w.latency())),
+            ),
+            workers: per_worker,
+        }
+    }
+
+    /// Every worker's latencies (replaced ones included), for a pool-wide
+    /// snapshot.
+    pub(crate) fn all_workers(&self) -> Vec<Arc<WorkerState<I, O>>> {
+        let mut all: Vec<_> = self
+            .workers
+            .lock()
+            .iter()
+            .map(|w| Arc::clone(&w.state))
+            .collect();
+        all.extend(self.retired.lock().iter().cloned());
+        all
+    }
+}
+
+/// Reports of first sessions: group index, worker index, result.
+pub(crate) type ReadyTx = Sender<(usize, usize, Result<(), SessionError>)>;
+
+/// Spawns one worker of `ctx`'s group. With `ready`, the worker reports its
+/// first session build there (pool start); without, it keeps retrying the
+/// build (a replacement).
+pub(crate) fn spawn_worker<I: Send + Sync + 'static, O: Send + 'static>(
+    ctx: &WorkerCtx<I, O>,
+    index: usize,
+    core: Option<core_affinity::CoreId>,
+    shares_core: bool,
+    ready: Option<ReadyTx>,
+) -> std::io::Result<WorkerThread<I, O>> {
+    let me = Arc::new(WorkerState::new(index, core, shares_core));
+    let (control_tx, control_rx) = bounded(1);
+    let (exited_tx, exited_rx) = bounded(0);
+    let start = WorkerStart {
+        ctx: ctx.clone(),
+        me: Arc::clone(&me),
+        control: control_rx,
+        ready,
+        _exited: exited_tx,
+    };
+    let thread = std::thread::Builder::new()
+        .name(format!("accelpool-{}-{index}", ctx.group.name()))
+        .spawn(move || worker::run(start))?;
+    Ok(WorkerThread {
+        state: me,
+        control: Some(control_tx),
+        exited: exited_rx,
+        thread: Some(thread),
+    })
+}

@@ -1,0 +1,202 @@
+//! After a failed attempt: the retry sender (the supervisor's timer holds
+//! retries through their backoff, never a worker) and the dead-letter path.
+//!
+//! A failed attempt records its error with the group and worker that ran
+//! it, tells the group's breaker, and then follows the retry policy's
+//! decision (`policy::retry`): cancel, dead-letter, or go back to `Queued`
+//! and be re-routed by the supervisor after the backoff, preferring groups
+//! that have not failed it yet.
+
+#![forbid(unsafe_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use crossbeam_channel::Sender;
+
+use super::group::Group;
+use super::supervisor::Msg;
+use super::worker_state::WorkerState;
+use crate::config::RetryPolicy;
+use crate::core::{
+    saturating_add, AttemptError, CancelReason, DeadLetter, ErrorKind, Event, FailureRecord, Job,
+    Ledger, Outcome, SessionError,
+};
+use crate::policy::retry::{decide, AfterFailure, Failure};
+use crate::policy::router::{may_retry_somewhere, Eligibility};
+use crate::policy::DeadLetterQueue;
+
+/// A generation's retry sender and dead-letter path: what a worker (or the
+/// supervisor, for a stuck call) needs to finish a failed attempt.
+pub(crate) struct Retries<I, O> {
+    policy: RetryPolicy,
+    tx: Sender<Msg<I, O>>,
+    /// Retries waiting in the supervisor (a generation is idle only at 0).
+    pending: AtomicUsize,
+    dlq: Arc<DeadLetterQueue<I>>,
+    ledger: Arc<Ledger>,
+    /// Group names by index, for dead letters' group restriction.
+    names: Vec<Arc<str>>,
+}
+
+impl<I: Send + Sync + 'static, O: Send + 'static> Retries<I, O> {
+    pub(crate) fn new(
+        policy: RetryPolicy,
+        tx: Sender<Msg<I, O>>,
+        dlq: Arc<DeadLetterQueue<I>>,
+        ledger: Arc<Ledger>,
+        names: Vec<Arc<str>>,
+    ) -> Self {
+        Self {
+            policy,
+            tx,
+            pending: AtomicUsize::new(0),
+            dlq,
+            ledger,
+            names,
+        }
+    }
+
+    pub(crate) fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    pub(crate) fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Retries waiting in the supervisor now.
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// A retry left the supervisor (re-routed, resolved or dead-lettered).
+    pub(super) fn left(&self) {
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Hands a job to the supervisor, to be routed again once `due` passes.
+    /// If the supervisor is gone (the pool finished shutting down), the
+    /// request is cancelled.
+    pub(crate) fn schedule(&self, due: Instant, job: Job<I, O>) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        if let Err(e) = self.tx.send(Msg::Retry(due, job)) {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            let Msg::Retry(_, job) = e.0 else { return };
+            job.slot.resolve(Outcome::Cancelled(CancelReason::Shutdown));
+        }
+    }
+
+    /// Asks the supervisor to stop (it hands back the retries it holds).
+    pub(super) fn stop_supervisor(&self) {
+        let _ = self.tx.send(Msg::Stop);
+    }
+
+    /// Finishes a failed attempt of `job` on `group`'s worker `me`.
+    pub(crate) fn failed_attempt(
+        &self,
+        group: &Group<I, O>,
+        me: &WorkerState<I, O>,
+        mut job: Job<I, O>,
+        error: SessionError,
+    ) {
+        me.count(Event::FailedAttempt);
+        let cancelled = error.kind() == ErrorKind::Cancelled || job.slot.is_cancel_requested();
+        let retryable = error.is_retryable();
+        job.errors.push(AttemptError {
+            attempt: job.attempts,
+            group: Arc::clone(group.name()),
+            worker: me.index(),
+            error: error.clone(),
+            at: SystemTime::now(),
+        });
+        job.failed_groups |= 1u64 << group.index();
+
+        if !cancelled && retryable {
+            group.breaker().record_failure(
+                job.probe,
+                FailureRecord {
+                    request: job.slot.id(),
+                    group: group.name().to_string(),
+                    worker: me.index(),
+                    error,
+                    at: SystemTime::now(),
+                },
+            );
+        } else {
+            group.breaker().release_probe(job.probe);
+        }
+
+        let who = Eligibility {
+            only: job.only_group,
+            failed: job.failed_groups,
+            same_group_fallback: self.policy.same_group_fallback,
+        };
+        let failure = Failure {
+            cancelled,
+            retryable,
+            attempts: job.attempts,
+            somewhere_to_go: may_retry_somewhere(self.names.len(), who),
+        };
+        match decide(&self.policy, failure) {
+            AfterFailure::Cancel => {
+                if job.slot.resolve(Outcome::Cancelled(CancelReason::Caller)) {
+                    me.count(Event::Cancelled);
+                } else {
+                    self.ledger.late_result();
+                }
+            }
+            AfterFailure::DeadLetter => {
+                self.dead_letter(job, || me.count(Event::DeadLettered));
+            }
+            AfterFailure::Retry(backoff) => {
+                if job.slot.requeue() {
+                    me.count(Event::Retried);
+                    self.schedule(saturating_add(Instant::now(), backoff), job);
+                } else {
+                    // Resolved elsewhere while running (shutdown gave up on this call).
+                    self.ledger.late_result();
+                }
+            }
+        }
+    }
+
+    /// Moves a job to the dead-letter queue and resolves it as failed; the
+    /// letter is in the queue before the handle sees the failure. False if
+    /// the request was already resolved elsewhere (counted as a late result).
+    pub(crate) fn dead_letter(&self, job: Job<I, O>, count: impl FnOnce()) -> bool {
+        let group = job.only_group.map(|g| self.names[g].to_string());
+        self.dead_letter_as(job, group, count)
+    }
+
+    /// [`Retries::dead_letter`] with the letter's group restriction given by
+    /// name: for a request whose group index belongs to another generation.
+    pub(crate) fn dead_letter_as(
+        &self,
+        job: Job<I, O>,
+        group: Option<String>,
+        count: impl FnOnce(),
+    ) -> bool {
+        let errors = job.errors.clone();
+        let letter = DeadLetter {
+            id: job.slot.id(),
+            input: job.input,
+            priority: job.priority,
+            group,
+            errors: job.errors,
+            // Wall time of submission, derived here rather than read on the
+            // submit path for every request.
+            submitted_at: SystemTime::now() - job.submitted.elapsed(),
+            dead_lettered_at: SystemTime::now(),
+        };
+        let won = job.slot.resolve_then(Outcome::DeadLettered(errors), || {
+            self.dlq.push(letter);
+            count();
+        });
+        if !won {
+            self.ledger.late_result();
+        }
+        won
+    }
+}

@@ -1,0 +1,13 @@
+//! Pure state machines and decisions, with no threads and no channels, each
+//! testable alone: the circuit breaker, the router, the retry policy, the
+//! dead-letter queue, memory-pressure hysteresis and load scaling.
+
+pub(crate) mod breaker;
+pub(crate) mod dlq;
+pub(crate) mod pressure;
+pub(crate) mod retry;
+pub(crate) mod router;
+pub(crate) mod scaling;
+
+pub use breaker::{Admission, CircuitBreaker};
+pub use dlq::DeadLetterQueue;

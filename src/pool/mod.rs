@@ -1,0 +1,370 @@
+//! [`Pool`]: the one place that wires the layers together. Admission and
+//! routing run on the caller's thread (this module); the builder starts a
+//! generation (`generation`); reload swaps generations (`reload`); stats
+//! are assembled from every layer's snapshot (`stats`).
+
+#![forbid(unsafe_code)]
+
+mod builder;
+mod error;
+mod generation;
+#[cfg(feature = "openvino")]
+mod openvino;
+mod persistent;
+mod reload;
+mod stats;
+
+pub use builder::PoolBuilder;
+pub use error::BuildError;
+pub use persistent::NamedFactory;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+
+use crate::core::{
+    checked_deadline, saturating_add, CancelReason, DeadLetter, Job, Outcome, Priority, Refusal,
+    ReplayError, Request, ShutdownReport, Slot, SubmitError, TaskHandle,
+};
+use crate::exec::drain::{Drain, Stopped};
+use crate::policy::router::Eligibility;
+use crate::policy::DeadLetterQueue;
+use generation::Generation;
+use persistent::Persistent;
+
+/// An in-process pool of pinned workers, each owning a persistent session,
+/// fed by bounded per-priority queues.
+///
+/// `Pool` is `Send + Sync`: share it by reference or in an `Arc` and submit
+/// from any thread. Dropping it shuts it down (see [`Pool::shutdown`]).
+///
+/// ```
+/// use accelpool::{GroupConfig, Pool, Priority, Request, SessionError, WorkerInfo};
+/// use std::time::Duration;
+///
+/// let pool = Pool::<Vec<f32>, f32>::builder()
+///     .group(GroupConfig::new("cpu").workers(2), |_: &WorkerInfo| {
+///         // Built once per worker, on the worker's own (pinned) thread.
+///         Ok(|x: &Vec<f32>| -> Result<f32, SessionError> { Ok(x.iter().sum()) })
+///     })
+///     .build()?;
+/// let h = pool.submit(Request::new(vec![1.0, 2.0, 3.0]).priority(Priority::High))?;
+/// assert_eq!(h.wait()?, 6.0);
+/// let report = pool.shutdown(Duration::from_secs(5));
+/// assert_eq!(report.stats.counts.completed, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Pool<I: Send + Sync + 'static, O: Send + 'static> {
+    /// The running generation; a reload swaps in a new one.
+    current: ArcSwap<Generation<I, O>>,
+    /// Serialises reload and shutdown, and keeps the shutdown's report.
+    lifecycle: Mutex<Option<ShutdownReport>>,
+    persistent: Persistent<I, O>,
+    drop_timeout: Duration,
+}
+
+/// How long a submitter waits for room.
+#[derive(Clone, Copy)]
+enum Wait {
+    No,
+    Forever,
+    Until(Instant),
+}
+
+/// A refused request's parts, before it is given back whole.
+struct Refused<I> {
+    input: Arc<I>,
+    group: Option<String>,
+    refusal: Refusal,
+}
+
+impl<I> Refused<I> {
+    /// The caller's input back: refused before any queue saw it, it has
+    /// one owner.
+    fn into_input(input: Arc<I>) -> I {
+        Arc::try_unwrap(input).unwrap_or_else(|_| unreachable!("a refused input has one owner"))
+    }
+}
+
+// A refused request comes back whole inside `SubmitError`, by design: the
+// caller gets its input back without an allocation on the refusal path.
+#[allow(clippy::result_large_err)]
+impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
+    fn new(
+        generation: Arc<Generation<I, O>>,
+        persistent: Persistent<I, O>,
+        drop_timeout: Duration,
+    ) -> Self {
+        Self {
+            current: ArcSwap::new(generation),
+            lifecycle: Mutex::new(None),
+            persistent,
+            drop_timeout,
+        }
+    }
+
+    /// Starts describing a pool.
+    pub fn builder() -> PoolBuilder<I, O> {
+        PoolBuilder::new()
+    }
+
+    /// Queues a request if a queue has room now; otherwise hands it back at
+    /// once, refused as [`Refusal::Full`].
+    pub fn try_submit(&self, request: Request<I>) -> Result<TaskHandle<O>, SubmitError<I>> {
+        self.admit(request, Wait::No)
+    }
+
+    /// Queues a request, blocking while every eligible queue is full.
+    pub fn submit(&self, request: Request<I>) -> Result<TaskHandle<O>, SubmitError<I>> {
+        self.admit(request, Wait::Forever)
+    }
+
+    /// Queues a request, blocking up to `timeout` while every eligible queue
+    /// is full; then hands it back, refused as [`Refusal::Timeout`].
+    pub fn submit_timeout(
+        &self,
+        request: Request<I>,
+        timeout: Duration,
+    ) -> Result<TaskHandle<O>, SubmitError<I>> {
+        // A timeout too large to be a point in time waits as long as `submit`.
+        let wait = checked_deadline(timeout).map_or(Wait::Forever, Wait::Until);
+        self.admit(request, wait)
+    }
+
+    /// Submits many requests in order, blocking on each while queues are full.
+    pub fn submit_batch(
+        &self,
+        requests: impl IntoIterator<Item = Request<I>>,
+    ) -> Vec<Result<TaskHandle<O>, SubmitError<I>>> {
+        requests.into_iter().map(|r| self.submit(r)).collect()
+    }
+
+    /// Puts a dead letter back into the pool as a new request (same input,
+    /// priority and group; no deadline), blocking while queues are full. A
+    /// refused letter comes back inside the error, with the reason.
+    pub fn replay(&self, letter: DeadLetter<I>) -> Result<TaskHandle<O>, ReplayError<I>> {
+        let DeadLetter {
+            id,
+            input,
+            priority,
+            group,
+            errors,
+            submitted_at,
+            dead_lettered_at,
+        } = letter;
+        self.admit_shared(input, priority, None, group, Wait::Forever)
+            .map_err(|r| ReplayError {
+                letter: DeadLetter {
+                    id,
+                    input: r.input,
+                    priority,
+                    group: r.group,
+                    errors,
+                    submitted_at,
+                    dead_lettered_at,
+                },
+                refusal: r.refusal,
+            })
+    }
+
+    /// Drains the dead-letter queue and replays every letter.
+    pub fn replay_dead_letters(&self) -> Vec<Result<TaskHandle<O>, ReplayError<I>>> {
+        self.persistent
+            .dlq()
+            .drain()
+            .into_iter()
+            .map(|l| self.replay(l))
+            .collect()
+    }
+
+    /// The dead-letter queue: inspect or drain it.
+    pub fn dead_letters(&self) -> &DeadLetterQueue<I> {
+        self.persistent.dlq()
+    }
+
+    /// The device group names, in routing order.
+    pub fn group_names(&self) -> Vec<String> {
+        self.current
+            .load()
+            .groups()
+            .groups()
+            .iter()
+            .map(|g| g.name().to_string())
+            .collect()
+    }
+
+    /// Closes a group's circuit breaker by hand. False if there is no such group.
+    pub fn reset_breaker(&self, group: &str) -> bool {
+        let s = self.current.load();
+        match s.groups().group_index(group) {
+            Some(g) => {
+                s.groups().groups()[g].breaker().reset();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops admitting, lets the workers drain what is queued, joins them and
+    /// reports. Requests still queued (or waiting for a retry) at the
+    /// deadline are cancelled; a call still running then is given up on
+    /// (its request cancelled, its thread detached). Calling it again returns
+    /// the first report.
+    pub fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+        let mut life = self.lifecycle.lock();
+        if let Some(report) = &*life {
+            return report.clone();
+        }
+        let generation = self.current.load_full();
+        let stopped = generation.stop(
+            saturating_add(Instant::now(), timeout),
+            Drain::Ledger(self.persistent.ledger()),
+            &mut |job: Job<I, O>| job.slot.resolve(Outcome::Cancelled(CancelReason::Shutdown)),
+        );
+        let report = shutdown_report(stopped, self.stats());
+        *life = Some(report.clone());
+        report
+    }
+
+    fn admit(&self, request: Request<I>, wait: Wait) -> Result<TaskHandle<O>, SubmitError<I>> {
+        let (input, priority, deadline, group) = request.into_parts();
+        self.admit_shared(Arc::new(input), priority, deadline, group, wait)
+            .map_err(|r| {
+                let mut request = Request::new(Refused::into_input(r.input)).priority(priority);
+                request.set_deadline(deadline);
+                request.set_group(r.group);
+                SubmitError::new(request, r.refusal)
+            })
+    }
+
+    fn admit_shared(
+        &self,
+        mut input: Arc<I>,
+        priority: Priority,
+        deadline: Option<Instant>,
+        mut group: Option<String>,
+        wait: Wait,
+    ) -> Result<TaskHandle<O>, Refused<I>> {
+        let mut generation = self.current.load();
+        loop {
+            match self.admit_in(&generation, input, priority, deadline, group, wait) {
+                // A reload closed the generation this submitter was entering:
+                // the request goes to the new one.
+                Err(r) if r.refusal == Refusal::Closed => {
+                    let now = self.current.load();
+                    if Arc::ptr_eq(&*now, &*generation) {
+                        self.persistent.ledger().rejected();
+                        return Err(r);
+                    }
+                    generation = now;
+                    (input, group) = (r.input, r.group);
+                }
+                Err(r) => {
+                    self.persistent.ledger().rejected();
+                    return Err(r);
+                }
+                ok => return ok,
+            }
+        }
+    }
+
+    fn admit_in(
+        &self,
+        s: &Generation<I, O>,
+        input: Arc<I>,
+        priority: Priority,
+        deadline: Option<Instant>,
+        group: Option<String>,
+        wait: Wait,
+    ) -> Result<TaskHandle<O>, Refused<I>> {
+        let refuse = |input, group, refusal| {
+            Err(Refused {
+                input,
+                group,
+                refusal,
+            })
+        };
+        let Some(_inside) = s.gate().enter() else {
+            return refuse(input, group, Refusal::Closed);
+        };
+        if !s.pressure().admits(priority) {
+            return refuse(input, group, Refusal::MemoryPressure { priority });
+        }
+        let only_group = match &group {
+            None => None,
+            Some(name) => match s.groups().group_index(name) {
+                Some(i) => Some(i),
+                None => {
+                    let refusal = Refusal::UnknownGroup {
+                        group: name.clone(),
+                    };
+                    return refuse(input, group, refusal);
+                }
+            },
+        };
+        let slot = Arc::new(Slot::new(s.next_id(), Arc::clone(s.ledger())));
+        let job = Job::new(Arc::clone(&slot), input, priority, deadline, only_group);
+        let who = Eligibility {
+            only: only_group,
+            failed: 0,
+            same_group_fallback: s.retries().policy().same_group_fallback,
+        };
+        let (job, refusal) = match s.groups().offer(job, who) {
+            Ok(_) => {
+                s.ledger().accepted();
+                return Ok(TaskHandle::new(slot));
+            }
+            Err((job, Refusal::Full { .. })) => {
+                let until = match wait {
+                    Wait::No => {
+                        if let Some(g) = job.only_group {
+                            s.groups().groups()[g].count(crate::core::Event::Rejected);
+                        }
+                        return refuse(job.input, group, Refusal::Full { priority });
+                    }
+                    Wait::Forever => None,
+                    Wait::Until(t) => Some(t),
+                };
+                match s.groups().wait_for_room(job, until, s.gate().closing()) {
+                    Ok(_) => {
+                        s.ledger().accepted();
+                        return Ok(TaskHandle::new(slot));
+                    }
+                    Err(refused) => refused,
+                }
+            }
+            Err(refused) => refused,
+        };
+        refuse(job.input, group, refusal)
+    }
+}
+
+/// A shutdown's report: what stopping the generation did, and the stats
+/// once it is stopped.
+fn shutdown_report(stopped: Stopped, stats: crate::core::PoolStats) -> ShutdownReport {
+    ShutdownReport {
+        drained: stopped.drained,
+        cancelled_queued: stopped.leftover_queued,
+        cancelled_running: stopped.leftover_running,
+        workers_joined: stopped.workers_joined,
+        workers_detached: stopped.workers_detached,
+        elapsed: stopped.elapsed,
+        stats,
+    }
+}
+
+impl<I: Send + Sync + 'static, O: Send + 'static> Drop for Pool<I, O> {
+    fn drop(&mut self) {
+        self.shutdown(self.drop_timeout);
+    }
+}
+
+impl<I: Send + Sync + 'static, O: Send + 'static> std::fmt::Debug for Pool<I, O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("groups", &self.group_names())
+            .finish()
+    }
+}
