@@ -74,12 +74,5 @@ pub use crate::core::{
 pub use crate::policy::{Admission, CircuitBreaker, DeadLetterQueue};
 pub use crate::pool::{BuildError, NamedFactory, Pool, PoolBuilder};
 
-#[cfg(loom)]
-#[doc(hidden)]
-/// The protocols the loom models check (`tests/loom.rs`); built only with
-/// `--cfg loom`.
-pub mod loom_models {
-    pub use crate::core::{CancelReason, CountsSnapshot, Status, TaskError, TaskHandle};
-    pub use crate::core::{Ledger, Outcome, Slot};
-    pub use crate::exec::admission::Gate;
-}
+#[cfg(all(test, loom))]
+mod loom_models;

@@ -3,7 +3,7 @@
 //!
 //! Normally these are `std`'s atomics and `parking_lot`'s lock and condvar.
 //! Built with `RUSTFLAGS="--cfg loom"` they are loom's, so the models in
-//! `tests/loom.rs` explore every interleaving of the real code. One API
+//! `src/loom_models.rs` explore every interleaving of the real code. One API
 //! over both: a condvar waits on `&mut` guard, as `parking_lot`'s does.
 
 #![forbid(unsafe_code)]

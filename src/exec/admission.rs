@@ -16,7 +16,7 @@
 //! Closing also drops the closing sender, which wakes every submitter
 //! blocked on a full queue (it selects on the closing receiver too).
 //!
-//! The loom model `tests/loom.rs` checks this protocol.
+//! A loom model (`src/loom_models.rs`) checks this protocol.
 
 #![forbid(unsafe_code)]
 
