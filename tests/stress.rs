@@ -12,8 +12,8 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use accelpool::{
-    BreakerConfig, GroupConfig, Pool, Priority, Refusal, Request, RetryPolicy, RunContext, Session,
-    SessionError, TaskError, TaskHandle, WorkerInfo,
+    BreakerConfig, CountsSnapshot, GroupConfig, Pool, Priority, Refusal, Request, RetryPolicy,
+    RunContext, Session, SessionError, TaskError, TaskHandle, WorkerInfo,
 };
 use common::{assert_accounting, quiet_injected_panics};
 
@@ -72,13 +72,18 @@ fn quick_breaker() -> BreakerConfig {
 
 #[derive(Default, Debug)]
 struct Tally {
-    completed: u64,
-    dead_lettered: u64,
-    cancelled: u64,
-    expired: u64,
-    refused: u64,
+    /// What the handles saw (`rejected`: submissions handed back).
+    seen: CountsSnapshot,
     swept: u64,
     breaker_transitions: u64,
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, t: Tally) {
+        self.seen += t.seen;
+        self.swept += t.swept;
+        self.breaker_transitions += t.breaker_transitions;
+    }
 }
 
 fn round(seed: u64, shutdown_after: Duration, drain: Duration) -> Tally {
@@ -170,7 +175,7 @@ fn round(seed: u64, shutdown_after: Duration, drain: Duration) -> Tally {
     let mut dead = HashMap::new();
     for s in submitters {
         let (handles, refused) = s.join().unwrap();
-        tally.refused += refused;
+        tally.seen.rejected += refused;
         for (input, mut h) in handles {
             // Resolved before shutdown returned: no waiting here.
             match h
@@ -179,15 +184,15 @@ fn round(seed: u64, shutdown_after: Duration, drain: Duration) -> Tally {
             {
                 Ok(out) => {
                     assert_eq!(out, input * 3, "result belongs to its own request");
-                    tally.completed += 1;
+                    tally.seen.completed += 1;
                 }
                 Err(TaskError::DeadLettered { attempts }) => {
                     assert!(!attempts.is_empty() && attempts.len() <= 3);
                     dead.insert(h.id(), input);
-                    tally.dead_lettered += 1;
+                    tally.seen.dead_lettered += 1;
                 }
-                Err(TaskError::Cancelled { .. }) => tally.cancelled += 1,
-                Err(TaskError::Expired) => tally.expired += 1,
+                Err(TaskError::Cancelled { .. }) => tally.seen.cancelled += 1,
+                Err(TaskError::Expired) => tally.seen.expired += 1,
                 Err(TaskError::AlreadyTaken) => panic!("result taken twice"),
             }
             assert!(matches!(h.try_get(), Some(Err(TaskError::AlreadyTaken))));
@@ -198,13 +203,13 @@ fn round(seed: u64, shutdown_after: Duration, drain: Duration) -> Tally {
     let c = stats.counts;
     assert_accounting(&stats);
     assert_eq!(
-        c.completed, tally.completed,
+        c.completed, tally.seen.completed,
         "seed {seed}: {c:?} vs {tally:?}"
     );
-    assert_eq!(c.dead_lettered, tally.dead_lettered, "seed {seed}");
-    assert_eq!(c.cancelled, tally.cancelled, "seed {seed}");
-    assert_eq!(c.expired, tally.expired, "seed {seed}");
-    assert_eq!(c.rejected, tally.refused, "seed {seed}");
+    assert_eq!(c.dead_lettered, tally.seen.dead_lettered, "seed {seed}");
+    assert_eq!(c.cancelled, tally.seen.cancelled, "seed {seed}");
+    assert_eq!(c.expired, tally.seen.expired, "seed {seed}");
+    assert_eq!(c.rejected, tally.seen.rejected, "seed {seed}");
     assert_eq!(
         c.accepted + c.rejected,
         SUBMITTERS as u64 * PER_SUBMITTER,
@@ -274,13 +279,7 @@ fn every_request_resolves_exactly_once_under_faults_and_shutdown() {
         // And give the drain no time, a little, or plenty.
         let drain = Duration::from_millis([0, 2, 50][(r % 3) as usize]);
         let t = round(seed, after, drain);
-        total.completed += t.completed;
-        total.dead_lettered += t.dead_lettered;
-        total.cancelled += t.cancelled;
-        total.expired += t.expired;
-        total.refused += t.refused;
-        total.swept += t.swept;
-        total.breaker_transitions += t.breaker_transitions;
+        total += t;
     }
     // The rounds must have exercised every outcome, or they prove little.
     assert!(
@@ -289,11 +288,11 @@ fn every_request_resolves_exactly_once_under_faults_and_shutdown() {
     );
     eprintln!("stress totals over {rounds} rounds: {total:?}");
     assert!(
-        total.completed > 0
-            && total.dead_lettered > 0
-            && total.cancelled > 0
-            && total.expired > 0
-            && total.refused > 0,
+        total.seen.completed > 0
+            && total.seen.dead_lettered > 0
+            && total.seen.cancelled > 0
+            && total.seen.expired > 0
+            && total.seen.rejected > 0,
         "every outcome kind occurs: {total:?}"
     );
 }

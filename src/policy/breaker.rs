@@ -150,6 +150,9 @@ impl CircuitBreaker {
     fn probe_success(&self) {
         let mut inner = self.inner.lock();
         if self.state.load(Ordering::Acquire) != HALF_OPEN {
+            // A probe of an earlier spell, ending once the breaker moved
+            // on: an ordinary success.
+            self.consecutive.store(0, Ordering::Relaxed);
             return;
         }
         inner.probe_successes += 1;
@@ -238,6 +241,187 @@ impl CircuitBreaker {
             rejected: self.rejected.get(),
             transitions: inner.transitions.iter().cloned().collect(),
             recent_failures: inner.failures.iter().cloned().collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{ManualClock, SessionError};
+    use proptest::prelude::*;
+
+    /// One thing that can happen to a breaker.
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// A request is offered.
+        Admit,
+        /// The oldest admitted request succeeds, fails, or ends telling
+        /// nothing (expired, cancelled).
+        Success,
+        Failure,
+        Release,
+        /// Time passes (milliseconds).
+        Advance(u64),
+        Reset,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => Just(Op::Admit),
+            4 => Just(Op::Success),
+            4 => Just(Op::Failure),
+            1 => Just(Op::Release),
+            2 => (1u64..1_500).prop_map(Op::Advance),
+            1 => Just(Op::Reset),
+        ]
+    }
+
+    fn config() -> impl Strategy<Value = BreakerConfig> {
+        (1u32..6, 1u32..4, 1u64..500, 1.0f64..4.0, 0u64..2_000).prop_map(
+            |(failure_threshold, half_open_max_calls, recovery_ms, backoff_multiplier, extra)| {
+                BreakerConfig {
+                    failure_threshold,
+                    recovery_timeout: Duration::from_millis(recovery_ms),
+                    backoff_multiplier,
+                    max_backoff: Duration::from_millis(recovery_ms + extra),
+                    half_open_max_calls,
+                    history: 1_000,
+                }
+            },
+        )
+    }
+
+    fn record() -> FailureRecord {
+        FailureRecord {
+            request: 1,
+            group: "g".into(),
+            worker: 0,
+            error: SessionError::transient("injected"),
+            at: SystemTime::now(),
+        }
+    }
+
+    const ALLOWED: [(BreakerState, BreakerState); 5] = [
+        (BreakerState::Closed, BreakerState::Open),
+        (BreakerState::Open, BreakerState::HalfOpen),
+        (BreakerState::HalfOpen, BreakerState::Closed),
+        (BreakerState::HalfOpen, BreakerState::Open),
+        // A manual reset closes from anywhere.
+        (BreakerState::Open, BreakerState::Closed),
+    ];
+
+    proptest! {
+        /// Any sequence of admissions, outcomes, time and resets keeps the
+        /// documented machine: closed admits all; open admits nothing until
+        /// its cooldown passes; half-open admits exactly its probes, which
+        /// alone decide; `failure_threshold` consecutive failures open it;
+        /// the cooldown stays within `recovery_timeout..=max_backoff`.
+        #[test]
+        fn any_sequence_keeps_the_documented_transitions(
+            cfg in config(),
+            ops in proptest::collection::vec(op(), 1..300),
+        ) {
+            let clock = ManualClock::new();
+            let b = CircuitBreaker::new(cfg.clone(), Arc::new(clock.clone()));
+            // Admitted and not yet ended, oldest first: is it a probe?
+            let mut in_flight: std::collections::VecDeque<bool> = Default::default();
+            let mut streak = 0u32;
+            let mut open_until = None;
+            // Probes admitted in this half-open spell, less those released.
+            let mut spell_probes = 0u32;
+            for op in ops {
+                let before = b.state();
+                match op {
+                    Op::Admit => {
+                        let a = b.admit();
+                        match before {
+                            BreakerState::Closed => prop_assert_eq!(a, Admission::Yes),
+                            BreakerState::Open => {
+                                let until = open_until.expect("opened at a known time");
+                                if clock.now() < until {
+                                    prop_assert_eq!(a, Admission::No, "open before its cooldown");
+                                } else {
+                                    // Cooldown over: the first offer is a probe.
+                                    prop_assert_eq!(a, Admission::Probe);
+                                    prop_assert_eq!(b.state(), BreakerState::HalfOpen);
+                                }
+                            }
+                            BreakerState::HalfOpen => {
+                                let expected = if spell_probes < cfg.half_open_max_calls {
+                                    Admission::Probe
+                                } else {
+                                    Admission::No
+                                };
+                                prop_assert_eq!(a, expected, "half-open admits exactly its probes");
+                            }
+                        }
+                        if a == Admission::Probe {
+                            if before == BreakerState::Open {
+                                spell_probes = 0;
+                            }
+                            spell_probes += 1;
+                        }
+                        if a != Admission::No {
+                            in_flight.push_back(a == Admission::Probe);
+                        }
+                    }
+                    Op::Success | Op::Failure | Op::Release => {
+                        let Some(probe) = in_flight.pop_front() else { continue };
+                        match op {
+                            Op::Success => {
+                                b.record_success(probe);
+                                streak = 0;
+                            }
+                            Op::Failure => {
+                                b.record_failure(probe, record());
+                                if before == BreakerState::Closed {
+                                    streak += 1;
+                                    prop_assert_eq!(
+                                        b.state() == BreakerState::Open,
+                                        streak >= cfg.failure_threshold,
+                                        "opens on the threshold-th consecutive failure"
+                                    );
+                                }
+                                if probe && before == BreakerState::HalfOpen {
+                                    prop_assert_eq!(b.state(), BreakerState::Open, "a failed probe reopens");
+                                }
+                                if before == BreakerState::HalfOpen && !probe {
+                                    prop_assert_eq!(b.state(), BreakerState::HalfOpen, "only probes decide");
+                                }
+                            }
+                            _ => {
+                                b.release_probe(probe);
+                                if probe && b.state() == BreakerState::HalfOpen {
+                                    spell_probes = spell_probes.saturating_sub(1);
+                                }
+                            }
+                        }
+                    }
+                    Op::Advance(ms) => clock.advance(Duration::from_millis(ms)),
+                    Op::Reset => {
+                        b.reset();
+                        prop_assert_eq!(b.state(), BreakerState::Closed);
+                        streak = 0;
+                        // Requests admitted before the reset are no probes now.
+                        for p in in_flight.iter_mut() { *p = false; }
+                    }
+                }
+                let after = b.state();
+                if after != before {
+                    if after == BreakerState::Open {
+                        open_until = Some(b.inner.lock().open_until);
+                    }
+                    // A new closed spell counts its failures afresh.
+                    streak = 0;
+                }
+                let cooldown = Duration::from_secs_f64(b.stats().cooldown_ms / 1e3);
+                prop_assert!(cooldown >= cfg.recovery_timeout.saturating_sub(Duration::from_micros(1)));
+                prop_assert!(cooldown <= cfg.max_backoff + Duration::from_micros(1));
+            }
+            for t in b.stats().transitions {
+                prop_assert!(ALLOWED.contains(&(t.from, t.to)), "undocumented transition {:?}", t);
+            }
         }
     }
 }
