@@ -36,9 +36,26 @@
 //! [`TaskHandle`] resolves exactly once. A failed attempt is retried per the
 //! [`RetryPolicy`], then kept in the [`DeadLetterQueue`]. [`PoolConfig`] reads
 //! all of it from YAML; [`Pool::stats`] reports it ([`PoolStats`]);
-//! [`Pool::reload`] and [`Pool::shutdown`] change or end it. The internals
-//! (modules, protocols, invariants) are described in the repository's
-//! `docs/ARCHITECTURE.md`.
+//! [`Pool::reload`] and [`Pool::shutdown`] change or end it. A refused
+//! request comes back inside a [`SubmitError`] with the [`Refusal`] that
+//! says why.
+//!
+//! # Module tour
+//!
+//! The source is five layers, each using only those below it (the
+//! repository's `docs/ARCHITECTURE.md` has the map, the data path and the
+//! protocols; CI checks the direction):
+//!
+//! | layer | public items it holds |
+//! | --- | --- |
+//! | `core` | [`Priority`], [`LevelCapacity`], [`Clock`], [`Session`], [`SessionFactory`], [`Request`], [`TaskHandle`], [`CountsSnapshot`], [`Refusal`], [`SubmitError`], [`DeadLetter`], [`MemoryProbe`], and the stats snapshot types ([`PoolStats`], [`GroupStats`], ...) |
+//! | `config` | [`PoolConfig`], [`GroupConfig`], [`RetryPolicy`], [`BreakerConfig`], [`MemoryConfig`], [`ranges`], `openvino::OpenVinoConfig` |
+//! | `policy` | [`CircuitBreaker`], [`DeadLetterQueue`], and the router, retry, pressure and scaling decisions |
+//! | `exec` | the runtime: queues, workers, groups, the supervisor (no public items) |
+//! | `pool` | [`Pool`], [`PoolBuilder`], [`BuildError`] |
+//!
+//! `openvino` (a default feature) is the backend, built on the public [`Session`] seam and the
+//! configuration only.
 
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 // `unsafe` only where allowed item by item (the OpenVINO backend's library

@@ -23,7 +23,7 @@ pub struct MemoryConfig {
     #[serde(with = "humantime_serde")]
     pub sample_interval: std::time::Duration,
     /// While above the high watermark, refuse new requests below this
-    /// priority (handed back as `SubmitError::MemoryPressure`).
+    /// priority (handed back, refused as `Refusal::MemoryPressure`).
     pub refuse_below: Option<Priority>,
 }
 
