@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::handle::{AttemptError, Slot};
+use super::letter::DeadLetter;
 use super::priority::Priority;
 use super::session::SessionError;
 
@@ -111,25 +112,26 @@ impl<I> Request<I> {
     }
 }
 
-/// A request inside the runtime. The input sits behind an `Arc` so a stuck
-/// call's request can fail over while the stuck worker still borrows it.
+/// A request inside the runtime, owned by whichever queue, worker or timer
+/// holds it. The input sits behind an `Arc` so a stuck call's request can
+/// fail over while the stuck worker still borrows it.
 pub(crate) struct Job<I, O> {
-    pub slot: Arc<Slot<O>>,
-    pub input: Arc<I>,
-    pub priority: Priority,
-    pub deadline: Option<Instant>,
+    slot: Arc<Slot<O>>,
+    input: Arc<I>,
+    priority: Priority,
+    deadline: Option<Instant>,
     /// Restricted to this group index.
-    pub only_group: Option<usize>,
+    only_group: Option<usize>,
     /// Groups that already failed it (bit per group index).
-    pub failed_groups: u64,
-    pub submitted: Instant,
+    failed_groups: u64,
+    submitted: Instant,
     /// Set each time it enters a queue.
-    pub enqueued: Instant,
+    enqueued: Instant,
     /// Attempts made so far.
-    pub attempts: u32,
-    pub errors: Vec<AttemptError>,
+    attempts: u32,
+    errors: Vec<AttemptError>,
     /// Admitted by a half-open breaker as a probe.
-    pub probe: bool,
+    probe: bool,
 }
 
 impl<I, O> Clone for Job<I, O> {
@@ -174,6 +176,124 @@ impl<I, O> Job<I, O> {
             errors: Vec::new(),
             probe: false,
         }
+    }
+
+    #[inline]
+    pub(crate) fn slot(&self) -> &Arc<Slot<O>> {
+        &self.slot
+    }
+
+    #[inline]
+    pub(crate) fn input(&self) -> &Arc<I> {
+        &self.input
+    }
+
+    /// The input back (a refused request: the caller's).
+    pub(crate) fn into_input(self) -> Arc<I> {
+        self.input
+    }
+
+    #[inline]
+    pub(crate) fn priority(&self) -> Priority {
+        self.priority
+    }
+
+    #[inline]
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// The group index it may run on only, if restricted.
+    #[inline]
+    pub(crate) fn only_group(&self) -> Option<usize> {
+        self.only_group
+    }
+
+    /// Moves the restriction (a reload's groups have other indices).
+    pub(crate) fn restrict_to(&mut self, group: Option<usize>) {
+        self.only_group = group;
+    }
+
+    /// Groups that failed it, a bit per group index.
+    #[inline]
+    pub(crate) fn failed_groups(&self) -> u64 {
+        self.failed_groups
+    }
+
+    /// Forgets which groups failed it (a new generation's groups are others).
+    pub(crate) fn forget_failed_groups(&mut self) {
+        self.failed_groups = 0;
+    }
+
+    pub(crate) fn submitted(&self) -> Instant {
+        self.submitted
+    }
+
+    #[inline]
+    pub(crate) fn enqueued(&self) -> Instant {
+        self.enqueued
+    }
+
+    /// It enters a queue now, not as a probe unless `probe` says so.
+    #[inline]
+    pub(crate) fn entering_queue(&mut self, now: Instant, probe: bool) {
+        self.enqueued = now;
+        self.probe = probe;
+    }
+
+    /// Whether a half-open breaker admitted it as a probe.
+    #[inline]
+    pub(crate) fn is_probe(&self) -> bool {
+        self.probe
+    }
+
+    pub(crate) fn set_probe(&mut self, probe: bool) {
+        self.probe = probe;
+    }
+
+    /// Attempts made so far (the running one included).
+    #[inline]
+    pub(crate) fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// A worker starts an attempt.
+    #[inline]
+    pub(crate) fn begin_attempt(&mut self) {
+        self.attempts += 1;
+    }
+
+    /// The attempt begun did not run (its worker was taken over first).
+    pub(crate) fn undo_attempt(&mut self) {
+        self.attempts -= 1;
+    }
+
+    /// Records a failed attempt on group `group` (its index).
+    pub(crate) fn failed_on(&mut self, group: usize, error: AttemptError) {
+        self.errors.push(error);
+        self.failed_groups |= 1u64 << group;
+    }
+
+    /// Turns it into a dead letter (restricted to `group` by name), with
+    /// its slot and every attempt's error for the handle.
+    pub(crate) fn into_letter(
+        self,
+        group: Option<String>,
+    ) -> (Arc<Slot<O>>, DeadLetter<I>, Vec<AttemptError>) {
+        let errors = self.errors.clone();
+        let now = std::time::SystemTime::now();
+        let letter = DeadLetter {
+            id: self.slot.id(),
+            input: self.input,
+            priority: self.priority,
+            group,
+            errors: self.errors,
+            // Wall time of submission, derived here rather than read on the
+            // submit path for every request.
+            submitted_at: now - self.submitted.elapsed(),
+            dead_lettered_at: now,
+        };
+        (self.slot, letter, errors)
     }
 
     #[inline]

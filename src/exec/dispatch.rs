@@ -78,7 +78,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
         let mut full = false;
         for &gi in route.as_slice() {
             let g = &self.groups[gi as usize];
-            if let Err(error) = g.factory().validate(&job.input) {
+            if let Err(error) = g.factory().validate(job.input()) {
                 invalid.get_or_insert_with(|| (g.name().to_string(), error));
                 continue;
             }
@@ -87,14 +87,14 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
             if admission == Admission::No {
                 continue;
             }
-            job.probe = admission == Admission::Probe;
-            match g.levels().try_send(job.priority, job) {
+            job.set_probe(admission == Admission::Probe);
+            match g.levels().try_send(job.priority(), job) {
                 Ok(()) => {
                     g.count(Event::Accepted);
                     return Ok(gi as usize);
                 }
                 Err(TrySendError::Full(j) | TrySendError::Disconnected(j)) => {
-                    g.breaker().release_probe(j.probe);
+                    g.breaker().release_probe(j.is_probe());
                     full = true;
                     job = j;
                 }
@@ -103,7 +103,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
         let refusal = match invalid {
             Some((group, error)) => Refusal::Invalid { group, error },
             None if full => Refusal::Full {
-                priority: job.priority,
+                priority: job.priority(),
             },
             None => Refusal::Unavailable,
         };
@@ -123,7 +123,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
             // Waiting for room, a request may go to any healthy group that
             // takes its input and whose breaker is not open.
             let who = Eligibility {
-                only: job.only_group,
+                only: job.only_group(),
                 failed: 0,
                 same_group_fallback: true,
             };
@@ -134,7 +134,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
                 .filter(|&gi| {
                     let g = &self.groups[gi as usize];
                     g.breaker().state() != BreakerState::Open
-                        && g.factory().validate(&job.input).is_ok()
+                        && g.factory().validate(job.input()).is_ok()
                 })
                 .collect();
             if route.is_empty() {
@@ -142,14 +142,14 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
             }
             let mut sel = Select::new();
             for &gi in &route {
-                sel.send(self.groups[gi as usize].levels().sender(job.priority));
+                sel.send(self.groups[gi as usize].levels().sender(job.priority()));
             }
             let closing_op = sel.recv(closing);
             let op = match until {
                 Some(d) => match sel.select_deadline(d) {
                     Ok(op) => op,
                     Err(_) => {
-                        let priority = job.priority;
+                        let priority = job.priority();
                         return Err((job, Refusal::Timeout { priority }));
                     }
                 },
@@ -161,9 +161,8 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
             }
             let gi = route[op.index()] as usize;
             let g = &self.groups[gi];
-            job.enqueued = Instant::now();
-            job.probe = false;
-            match op.send(g.levels().sender(job.priority), job) {
+            job.entering_queue(Instant::now(), false);
+            match op.send(g.levels().sender(job.priority()), job) {
                 Ok(()) => {
                     g.count(Event::Accepted);
                     return Ok(gi);
@@ -180,10 +179,10 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
         mut job: Job<I, O>,
         retries: &Retries<I, O>,
     ) -> Result<(), Job<I, O>> {
-        job.enqueued = Instant::now();
+        job.entering_queue(Instant::now(), false);
         let who = Eligibility {
-            only: job.only_group,
-            failed: job.failed_groups,
+            only: job.only_group(),
+            failed: job.failed_groups(),
             same_group_fallback: retries.policy().same_group_fallback,
         };
         match self.offer(job, who) {

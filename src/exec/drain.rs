@@ -64,11 +64,27 @@ pub(crate) struct Stopped {
 
 /// A generation's parts that stopping it needs.
 pub(crate) struct Parts<'a, I, O> {
-    pub(crate) gate: &'a Gate,
-    pub(crate) groups: &'a Dispatch<I, O>,
-    pub(crate) retries: &'a Retries<I, O>,
+    gate: &'a Gate,
+    groups: &'a Dispatch<I, O>,
+    retries: &'a Retries<I, O>,
     /// The supervisor thread, which returns the retries it held.
-    pub(crate) supervisor: Option<SupervisorThread<I, O>>,
+    supervisor: Option<SupervisorThread<I, O>>,
+}
+
+impl<'a, I, O> Parts<'a, I, O> {
+    pub(crate) fn new(
+        gate: &'a Gate,
+        groups: &'a Dispatch<I, O>,
+        retries: &'a Retries<I, O>,
+        supervisor: Option<SupervisorThread<I, O>>,
+    ) -> Self {
+        Self {
+            gate,
+            groups,
+            retries,
+            supervisor,
+        }
+    }
 }
 
 /// Stops a generation (see the module docs). `leftover` receives each
@@ -144,7 +160,7 @@ pub(crate) fn stop<I: Send + Sync + 'static, O: Send + 'static>(
     retries.stop_supervisor();
     if let Some(t) = supervisor {
         for job in t.join().unwrap_or_default() {
-            if !job.slot.status().is_terminal() && leftover(job) {
+            if !job.slot().status().is_terminal() && leftover(job) {
                 report.leftover_queued += 1;
             }
         }
@@ -153,7 +169,7 @@ pub(crate) fn stop<I: Send + Sync + 'static, O: Send + 'static>(
     // 6. Sweep the queues.
     for g in groups.groups() {
         while let Some(job) = g.levels().try_take() {
-            if !job.slot.status().is_terminal() && leftover(job) {
+            if !job.slot().status().is_terminal() && leftover(job) {
                 report.leftover_queued += 1;
             }
         }

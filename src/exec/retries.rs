@@ -20,8 +20,8 @@ use super::supervisor::Msg;
 use super::worker_state::WorkerState;
 use crate::config::RetryPolicy;
 use crate::core::{
-    saturating_add, AttemptError, CancelReason, DeadLetter, ErrorKind, Event, FailureRecord, Job,
-    Ledger, Outcome, SessionError,
+    saturating_add, AttemptError, CancelReason, ErrorKind, Event, FailureRecord, Job, Ledger,
+    Outcome, SessionError,
 };
 use crate::policy::retry::{decide, AfterFailure, Failure};
 use crate::policy::router::{may_retry_somewhere, Eligibility};
@@ -84,7 +84,8 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Retries<I, O> {
         if let Err(e) = self.tx.send(Msg::Retry(due, job)) {
             self.pending.fetch_sub(1, Ordering::AcqRel);
             let Msg::Retry(_, job) = e.0 else { return };
-            job.slot.resolve(Outcome::Cancelled(CancelReason::Shutdown));
+            job.slot()
+                .resolve(Outcome::Cancelled(CancelReason::Shutdown));
         }
     }
 
@@ -102,22 +103,22 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Retries<I, O> {
         error: SessionError,
     ) {
         me.count(Event::FailedAttempt);
-        let cancelled = error.kind() == ErrorKind::Cancelled || job.slot.is_cancel_requested();
+        let cancelled = error.kind() == ErrorKind::Cancelled || job.slot().is_cancel_requested();
         let retryable = error.is_retryable();
-        job.errors.push(AttemptError {
-            attempt: job.attempts,
+        let attempt = AttemptError {
+            attempt: job.attempts(),
             group: Arc::clone(group.name()),
             worker: me.index(),
             error: error.clone(),
             at: SystemTime::now(),
-        });
-        job.failed_groups |= 1u64 << group.index();
+        };
+        job.failed_on(group.index(), attempt);
 
         if !cancelled && retryable {
             group.breaker().record_failure(
-                job.probe,
+                job.is_probe(),
                 FailureRecord {
-                    request: job.slot.id(),
+                    request: job.slot().id(),
                     group: group.name().to_string(),
                     worker: me.index(),
                     error,
@@ -125,23 +126,23 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Retries<I, O> {
                 },
             );
         } else {
-            group.breaker().release_probe(job.probe);
+            group.breaker().release_probe(job.is_probe());
         }
 
         let who = Eligibility {
-            only: job.only_group,
-            failed: job.failed_groups,
+            only: job.only_group(),
+            failed: job.failed_groups(),
             same_group_fallback: self.policy.same_group_fallback,
         };
         let failure = Failure {
             cancelled,
             retryable,
-            attempts: job.attempts,
+            attempts: job.attempts(),
             somewhere_to_go: may_retry_somewhere(self.names.len(), who),
         };
         match decide(&self.policy, failure) {
             AfterFailure::Cancel => {
-                if job.slot.resolve(Outcome::Cancelled(CancelReason::Caller)) {
+                if job.slot().resolve(Outcome::Cancelled(CancelReason::Caller)) {
                     me.count(Event::Cancelled);
                 } else {
                     self.ledger.late_result();
@@ -151,7 +152,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Retries<I, O> {
                 self.dead_letter(job, || me.count(Event::DeadLettered));
             }
             AfterFailure::Retry(backoff) => {
-                if job.slot.requeue() {
+                if job.slot().requeue() {
                     me.count(Event::Retried);
                     self.schedule(saturating_add(Instant::now(), backoff), job);
                 } else {
@@ -166,7 +167,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Retries<I, O> {
     /// letter is in the queue before the handle sees the failure. False if
     /// the request was already resolved elsewhere (counted as a late result).
     pub(crate) fn dead_letter(&self, job: Job<I, O>, count: impl FnOnce()) -> bool {
-        let group = job.only_group.map(|g| self.names[g].to_string());
+        let group = job.only_group().map(|g| self.names[g].to_string());
         self.dead_letter_as(job, group, count)
     }
 
@@ -178,19 +179,8 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Retries<I, O> {
         group: Option<String>,
         count: impl FnOnce(),
     ) -> bool {
-        let errors = job.errors.clone();
-        let letter = DeadLetter {
-            id: job.slot.id(),
-            input: job.input,
-            priority: job.priority,
-            group,
-            errors: job.errors,
-            // Wall time of submission, derived here rather than read on the
-            // submit path for every request.
-            submitted_at: SystemTime::now() - job.submitted.elapsed(),
-            dead_lettered_at: SystemTime::now(),
-        };
-        let won = job.slot.resolve_then(Outcome::DeadLettered(errors), || {
+        let (slot, letter, errors) = job.into_letter(group);
+        let won = slot.resolve_then(Outcome::DeadLettered(errors), || {
             self.dlq.push(letter);
             count();
         });

@@ -43,15 +43,37 @@ pub(crate) type SupervisorThread<I, O> = std::thread::JoinHandle<Vec<Job<I, O>>>
 
 /// What the supervisor of one generation works with.
 pub(crate) struct Supervised<I, O> {
-    pub(crate) groups: Arc<Dispatch<I, O>>,
-    pub(crate) retries: Arc<Retries<I, O>>,
-    pub(crate) time: Timebase,
-    pub(crate) health_interval: Duration,
-    pub(crate) memory: Controller,
+    groups: Arc<Dispatch<I, O>>,
+    retries: Arc<Retries<I, O>>,
+    time: Timebase,
+    health_interval: Duration,
+    memory: Controller,
     /// Panics contained here (pool-wide: it outlives generations).
-    pub(crate) panics: Arc<Counter>,
+    panics: Arc<Counter>,
     /// Health and scaling checks finished.
-    pub(crate) checks: Arc<Counter>,
+    checks: Arc<Counter>,
+}
+
+impl<I, O> Supervised<I, O> {
+    pub(crate) fn new(
+        groups: Arc<Dispatch<I, O>>,
+        retries: Arc<Retries<I, O>>,
+        time: Timebase,
+        health_interval: Duration,
+        memory: Controller,
+        panics: Arc<Counter>,
+        checks: Arc<Counter>,
+    ) -> Self {
+        Self {
+            groups,
+            retries,
+            time,
+            health_interval,
+            memory,
+            panics,
+            checks,
+        }
+    }
 }
 
 /// Messages to the supervisor.
@@ -135,13 +157,13 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(
             let Some(Pending { job, .. }) = heap.pop() else {
                 break;
             };
-            if job.slot.status().is_terminal() {
+            if job.slot().status().is_terminal() {
                 // Cancelled while waiting; the canceller counted it.
                 sup.retries.left();
                 continue;
             }
             if job.is_expired(now) {
-                job.slot.resolve_queued(Outcome::Expired);
+                job.slot().resolve_queued(Outcome::Expired);
                 sup.retries.left();
                 continue;
             }
@@ -155,7 +177,7 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(
                     let error = SessionError::from_panic(&*payload);
                     log::error!(
                         "supervisor: re-routing request {} panicked: {}",
-                        spare.slot.id(),
+                        spare.slot().id(),
                         error.message()
                     );
                     sup.panics.inc();
@@ -217,11 +239,7 @@ fn check_health<I: Send + Sync + 'static, O: Send + 'static>(sup: &Supervised<I,
                 + g.retired_count()
                 + 1;
             let (core, shares) = (state.core(), state.shares_core());
-            let ctx = WorkerCtx {
-                group: Arc::clone(g),
-                retries: Arc::clone(&sup.retries),
-                time: sup.time.clone(),
-            };
+            let ctx = WorkerCtx::new(Arc::clone(g), Arc::clone(&sup.retries), sup.time.clone());
             let mut old = match spawn_worker(&ctx, index, core, shares, None) {
                 Ok(fresh) => std::mem::replace(&mut workers[pos], fresh),
                 Err(e) => {

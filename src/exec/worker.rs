@@ -26,9 +26,23 @@ use crate::core::{Event, Job, Outcome, RunContext, Session, SessionError, Timeba
 /// What a worker of one group works with: its group, its generation's retry
 /// path, and the clock.
 pub(crate) struct WorkerCtx<I, O> {
-    pub(crate) group: Arc<Group<I, O>>,
-    pub(crate) retries: Arc<Retries<I, O>>,
-    pub(crate) time: Timebase,
+    pub(super) group: Arc<Group<I, O>>,
+    retries: Arc<Retries<I, O>>,
+    time: Timebase,
+}
+
+impl<I, O> WorkerCtx<I, O> {
+    pub(crate) fn new(
+        group: Arc<Group<I, O>>,
+        retries: Arc<Retries<I, O>>,
+        time: Timebase,
+    ) -> Self {
+        Self {
+            group,
+            retries,
+            time,
+        }
+    }
 }
 
 impl<I, O> Clone for WorkerCtx<I, O> {
@@ -43,15 +57,15 @@ impl<I, O> Clone for WorkerCtx<I, O> {
 
 /// Everything a worker thread starts with.
 pub(crate) struct WorkerStart<I, O> {
-    pub ctx: WorkerCtx<I, O>,
-    pub me: Arc<WorkerState<I, O>>,
-    pub control: Receiver<()>,
+    pub(super) ctx: WorkerCtx<I, O>,
+    pub(super) me: Arc<WorkerState<I, O>>,
+    pub(super) control: Receiver<()>,
     /// Told once (with the group and worker index) whether the first
     /// session was built; `None` for a replacement worker, which keeps
     /// trying to build its session instead of giving up.
-    pub ready: Option<ReadyTx>,
+    pub(super) ready: Option<ReadyTx>,
     /// Dropped when the thread exits, so shutdown can wait with a deadline.
-    pub _exited: Sender<()>,
+    pub(super) _exited: Sender<()>,
 }
 
 pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(start: WorkerStart<I, O>) {
@@ -217,27 +231,27 @@ fn run_job<I: Send + Sync + 'static, O: Send + 'static>(
     let group = &*ctx.group;
     let taken = Instant::now();
     if job.is_expired(taken) {
-        if job.slot.resolve_queued(Outcome::Expired) {
+        if job.slot().resolve_queued(Outcome::Expired) {
             me.count(Event::Expired);
         } else {
             me.count(Event::Cancelled);
         }
-        group.breaker().release_probe(job.probe);
+        group.breaker().release_probe(job.is_probe());
         return Next::Continue;
     }
-    if !job.slot.start() {
+    if !job.slot().start() {
         // Cancelled while queued: already resolved and counted by the canceller.
         me.count(Event::Cancelled);
-        group.breaker().release_probe(job.probe);
+        group.breaker().release_probe(job.is_probe());
         return Next::Continue;
     }
     // The copy `begin` keeps for a take-over must carry this attempt's number.
-    job.attempts += 1;
+    job.begin_attempt();
     if !me.begin(&job) {
         // Taken over between calls: this request is not ours to run. It goes
         // back to be routed again (or is cancelled if the pool is stopping).
-        job.attempts -= 1;
-        if job.slot.requeue() {
+        job.undo_attempt();
+        if job.slot().requeue() {
             ctx.retries.schedule(taken, job);
         }
         return Next::TakenOver;
@@ -245,17 +259,17 @@ fn run_job<I: Send + Sync + 'static, O: Send + 'static>(
     me.count(Event::Started);
     // Load scaling reads this average as soon as the request is taken, not
     // when its (possibly long) call ends.
-    let queue_wait = taken.saturating_duration_since(job.enqueued);
+    let queue_wait = taken.saturating_duration_since(job.enqueued());
     me.note_queue_wait(u64::try_from(queue_wait.as_nanos()).unwrap_or(u64::MAX));
     me.call_started(ctx.time.nanos_at(taken));
 
     let run = RunContext {
-        cancel: job.slot.cancel_flag(),
-        attempt: job.attempts,
-        deadline: job.deadline,
-        request_id: job.slot.id(),
+        cancel: job.slot().cancel_flag(),
+        attempt: job.attempts(),
+        deadline: job.deadline(),
+        request_id: job.slot().id(),
     };
-    let result = catch_unwind(AssertUnwindSafe(|| session.run(&job.input, &run)));
+    let result = catch_unwind(AssertUnwindSafe(|| session.run(job.input(), &run)));
     let done = Instant::now();
 
     me.call_ended(ctx.time.nanos_at(done));
@@ -265,15 +279,15 @@ fn run_job<I: Send + Sync + 'static, O: Send + 'static>(
     let (error, next) = match result {
         Ok(Ok(output)) => {
             me.latency()
-                .record(queue_wait, service, Some(done - job.submitted));
+                .record(queue_wait, service, Some(done - job.submitted()));
             // The breaker hears of the success before the caller does, so a
             // caller that sees its result also sees the breaker it moved.
-            group.breaker().record_success(job.probe);
+            group.breaker().record_success(job.is_probe());
             // Whichever attempt finishes first answers the request; a
             // taken-over call may still be the first. Counted before the
             // caller can see the result.
             if !job
-                .slot
+                .slot()
                 .resolve_then(Outcome::Completed(output), || me.count(Event::Completed))
             {
                 ctx.retries.ledger().late_result();

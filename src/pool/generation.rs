@@ -129,20 +129,20 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Generation<I, O> {
         let pressure = Arc::new(PressureState::default());
         let time = Timebase::new(Arc::clone(pool.clock()));
         let checks = Arc::new(Counter::default());
-        let supervised = Supervised {
-            groups: Arc::clone(&groups),
-            retries: Arc::clone(&retries),
-            time: time.clone(),
-            health_interval: config.health_check_interval,
-            memory: Controller::new(
+        let supervised = Supervised::new(
+            Arc::clone(&groups),
+            Arc::clone(&retries),
+            time.clone(),
+            config.health_check_interval,
+            Controller::new(
                 config.memory.clone(),
                 Arc::clone(pool.probe()),
                 pool.on_pressure().cloned(),
                 Arc::clone(&pressure),
             ),
-            panics: Arc::clone(pool.supervisor_panics()),
-            checks: Arc::clone(&checks),
-        };
+            Arc::clone(pool.supervisor_panics()),
+            Arc::clone(&checks),
+        );
         let supervisor = std::thread::Builder::new()
             .name("accelpool-supervisor".into())
             .spawn(move || supervisor::run(supervised, supervisor_rx))?;
@@ -204,11 +204,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Generation<I, O> {
         let mut spawned = 0;
         for &(g, wi, core) in &placed {
             let shares = core.is_some_and(|c| per_core[&c.id] > 1);
-            let ctx = WorkerCtx {
-                group: Arc::clone(g),
-                retries: Arc::clone(&self.retries),
-                time: self.time.clone(),
-            };
+            let ctx = WorkerCtx::new(Arc::clone(g), Arc::clone(&self.retries), self.time.clone());
             let worker = spawn_worker(&ctx, wi, core, shares, Some(ready_tx.clone()))?;
             spawned += 1;
             g.add_worker(worker);
@@ -241,12 +237,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Generation<I, O> {
     ) -> Stopped {
         let supervisor = self.supervisor.lock().take();
         drain::stop(
-            Parts {
-                gate: &self.gate,
-                groups: &self.groups,
-                retries: &self.retries,
-                supervisor,
-            },
+            Parts::new(&self.gate, &self.groups, &self.retries, supervisor),
             deadline,
             drain,
             leftover,

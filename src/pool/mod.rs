@@ -221,7 +221,10 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
         let stopped = generation.stop(
             saturating_add(Instant::now(), timeout),
             Drain::Ledger(self.persistent.ledger()),
-            &mut |job: Job<I, O>| job.slot.resolve(Outcome::Cancelled(CancelReason::Shutdown)),
+            &mut |job: Job<I, O>| {
+                job.slot()
+                    .resolve(Outcome::Cancelled(CancelReason::Shutdown))
+            },
         );
         let report = shutdown_report(stopped, self.stats());
         *life = Some(report.clone());
@@ -319,10 +322,10 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
             Err((job, Refusal::Full { .. })) => {
                 let until = match wait {
                     Wait::No => {
-                        if let Some(g) = job.only_group {
+                        if let Some(g) = job.only_group() {
                             s.groups().groups()[g].count(crate::core::Event::Rejected);
                         }
-                        return refuse(job.input, group, Refusal::Full { priority });
+                        return refuse(job.into_input(), group, Refusal::Full { priority });
                     }
                     Wait::Forever => None,
                     Wait::Until(t) => Some(t),
@@ -337,7 +340,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
             }
             Err(refused) => refused,
         };
-        refuse(job.input, group, refusal)
+        refuse(job.into_input(), group, refusal)
     }
 }
 

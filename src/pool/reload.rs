@@ -139,13 +139,13 @@ fn adopt<I: Send + Sync + 'static, O: Send + 'static>(
     mut job: Job<I, O>,
     old: &Generation<I, O>,
 ) -> bool {
-    job.slot.requeue(); // a call given up on mid-run goes back to Queued
-    if let Some(g) = job.only_group {
+    job.slot().requeue(); // a call given up on mid-run goes back to Queued
+    if let Some(g) = job.only_group() {
         let name = old.groups().groups()[g].name();
         match new.groups().group_index(name) {
-            Some(g) => job.only_group = Some(g),
+            Some(g) => job.restrict_to(Some(g)),
             None => {
-                job.only_group = None;
+                job.restrict_to(None);
                 job.note_error(
                     Arc::clone(name),
                     SessionError::permanent(format!(
@@ -160,8 +160,8 @@ fn adopt<I: Send + Sync + 'static, O: Send + 'static>(
             }
         }
     }
-    job.failed_groups = 0;
-    job.probe = false;
+    job.forget_failed_groups();
+    job.set_probe(false);
     new.retries().schedule(Instant::now(), job);
     true
 }
