@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use accelpool::{
-    DeadLetterConfig, GroupConfig, OverflowPolicy, Pool, Request, RetryPolicy, SessionError,
+    DeadLetterConfig, GroupConfig, OverflowPolicy, Pool, Refusal, Request, RetryPolicy, SessionError,
     TaskError, WorkerInfo,
 };
 use common::{assert_accounting, Count, LONG};
@@ -131,4 +131,34 @@ fn full_dead_letter_queue_counts_what_it_pushes_out() {
         "all five are counted even if pushed out"
     );
     assert_accounting(&stats);
+}
+
+#[test]
+fn a_refused_replay_returns_the_letter_and_says_why() {
+    let healthy = Arc::new(AtomicBool::new(false));
+    let attempts = Count::default();
+    let pool = flaky_pool(&healthy, &attempts, 16);
+    // A permanent error: dead-lettered at once, restricted to its group.
+    let err = pool
+        .submit(Request::new(vec![]).group("cpu"))
+        .unwrap()
+        .wait()
+        .unwrap_err();
+    assert!(matches!(err, TaskError::DeadLettered { .. }), "{err}");
+    let letter = pool.dead_letters().drain().pop().unwrap();
+    let id = letter.id;
+    pool.shutdown(LONG);
+
+    let refused = pool.replay(letter).unwrap_err();
+    // The caller can match on why, and has the letter back whole.
+    assert_eq!(refused.refusal, Refusal::Closed);
+    assert_eq!(refused.letter.id, id);
+    assert_eq!(refused.letter.group.as_deref(), Some("cpu"));
+    assert!(refused.letter.input.is_empty());
+    assert_eq!(refused.letter.errors.len(), 1);
+    assert_eq!(
+        refused.to_string(),
+        format!("dead letter {id} not replayed: the pool is shut down and accepts no requests")
+    );
+    assert_accounting(&pool.stats());
 }
