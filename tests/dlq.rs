@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use accelpool::{
-    DeadLetterConfig, GroupConfig, OverflowPolicy, Pool, Refusal, Request, RetryPolicy, SessionError,
-    TaskError, WorkerInfo,
+    DeadLetterConfig, GroupConfig, OverflowPolicy, Pool, Refusal, Request, RetryPolicy,
+    SessionError, TaskError, WorkerInfo,
 };
 use common::{assert_accounting, Count, LONG};
 
