@@ -74,10 +74,11 @@ mod policy;
 mod pool;
 
 pub use crate::config::{
-    ranges, BackendConfig, BreakerConfig, ConfigError, DeadLetterConfig, GroupConfig,
-    LevelCapacity, MemoryConfig, OverflowPolicy, PoolConfig, RetryPolicy, ScalingConfig,
-    MAX_ATTEMPTS, MAX_CAPACITY, MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_DEAD_LETTERS, MAX_WARMUP,
-    MAX_WORKERS,
+    ranges, AllOpenPolicy, BackendConfig, BreakerConfig, BreakerMode, ConfigError,
+    DeadLetterConfig, GroupConfig, LevelCapacity, MemoryConfig, OverflowPolicy, PoolConfig,
+    RetryPolicy, ScalingConfig, MAX_ATTEMPTS, MAX_BREAKER_WINDOW, MAX_CAPACITY, MAX_CONFIG_BYTES,
+    MAX_CONFIG_DEPTH, MAX_DEAD_LETTERS, MAX_HALF_OPEN_CALLS, MAX_WARMUP, MAX_WORKERS,
+    TIME_WINDOW_BUCKETS,
 };
 pub use crate::core::{
     AttemptError, BreakerState, BreakerStats, CancelReason, Clock, CountsSnapshot, DeadLetter,
@@ -86,7 +87,7 @@ pub use crate::core::{
     PoolStats, PressureAction, PressureEvent, PressureLevel, Priority, QueueDepth, Refusal,
     ReloadReport, ReplayError, Request, RunContext, Session, SessionError, SessionFactory,
     ShutdownReport, Status, SubmitError, SysinfoProbe, SystemClock, TaskError, TaskHandle,
-    Transition, WorkerInfo, WorkerStats, MAX_GROUPS,
+    Transition, WindowStats, WorkerInfo, WorkerStats, MAX_GROUPS,
 };
 pub use crate::policy::{Admission, CircuitBreaker, DeadLetterQueue};
 pub use crate::pool::{BuildError, NamedFactory, Pool, PoolBuilder};

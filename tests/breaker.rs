@@ -4,18 +4,21 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use accelpool::{
-    Admission, BreakerConfig, BreakerState, CircuitBreaker, FailureRecord, ManualClock,
-    SessionError,
+    Admission, BreakerConfig, BreakerMode, BreakerState, CircuitBreaker, FailureRecord,
+    ManualClock, SessionError,
 };
 
+/// The consecutive-failure breaker (rate mode has its own tests below).
 fn config() -> BreakerConfig {
     BreakerConfig {
+        mode: BreakerMode::Consecutive,
         failure_threshold: 3,
         recovery_timeout: Duration::from_secs(10),
         backoff_multiplier: 2.0,
         max_backoff: Duration::from_secs(30),
         half_open_max_calls: 2,
         history: 4,
+        ..BreakerConfig::default()
     }
 }
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use accelpool::{
-    BreakerConfig, BreakerState, GroupConfig, Health, ManualClock, Pool, Request, RetryPolicy,
-    SessionError, WorkerInfo,
+    BreakerConfig, BreakerMode, BreakerState, GroupConfig, Health, ManualClock, Pool, Request,
+    RetryPolicy, SessionError, WorkerInfo,
 };
 use common::{assert_accounting, LONG};
 
@@ -30,7 +30,10 @@ fn traffic_moves_off_a_failing_group_and_returns_when_it_recovers() {
             })
         }
     };
+    // Consecutive mode: this test counts failures one by one (the rate
+    // mode's failover is in tests/breaker_rate.rs).
     let breaker = BreakerConfig {
+        mode: BreakerMode::Consecutive,
         failure_threshold: 3,
         recovery_timeout: Duration::from_secs(10),
         half_open_max_calls: 1,

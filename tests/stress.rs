@@ -59,11 +59,13 @@ impl Session<u64, u64> for Chaos {
     }
 }
 
-/// Breakers that open after a few failures and recover within a round,
-/// so rounds pass through every breaker state.
+/// Breakers that open on a small window's failure rate and recover within
+/// a round, so rounds pass through every breaker state.
 fn quick_breaker() -> BreakerConfig {
     BreakerConfig {
-        failure_threshold: 3,
+        window: 10,
+        minimum_calls: 5,
+        half_open_max_calls: 2,
         recovery_timeout: Duration::from_millis(1),
         max_backoff: Duration::from_millis(4),
         ..Default::default()

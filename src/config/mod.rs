@@ -18,7 +18,10 @@ pub mod ranges;
 mod yaml_guard;
 
 pub use crate::core::LevelCapacity;
-pub use breaker::BreakerConfig;
+pub use breaker::{
+    AllOpenPolicy, BreakerConfig, BreakerMode, MAX_BREAKER_WINDOW, MAX_HALF_OPEN_CALLS,
+    TIME_WINDOW_BUCKETS,
+};
 pub use memory::MemoryConfig;
 
 use crate::core::{Priority, MAX_GROUPS};
@@ -458,6 +461,10 @@ pub struct PoolConfig {
     /// Memory-pressure control.
     #[serde(default)]
     pub memory: MemoryConfig,
+    /// What the router does when every group a request may go to has its
+    /// breaker open.
+    #[serde(default)]
+    pub when_all_open: AllOpenPolicy,
     /// Device groups: 1 to [`MAX_GROUPS`](crate::MAX_GROUPS). A file with
     /// more is refused as it is read, not after.
     #[serde(default, deserialize_with = "bounded_groups")]
@@ -471,6 +478,7 @@ impl Default for PoolConfig {
             dead_letter: DeadLetterConfig::default(),
             health_check_interval: defaults::health_interval(),
             memory: MemoryConfig::default(),
+            when_all_open: AllOpenPolicy::default(),
             groups: Vec::new(),
         }
     }

@@ -11,6 +11,9 @@
 //! | `groups[].scaling.idle_timeout` | 1ms ..= 7days |
 //! | `groups[].breaker.recovery_timeout` | 1ms ..= 1day |
 //! | `groups[].breaker.max_backoff` | 1ms ..= 1day |
+//! | `groups[].breaker.window_duration` | 10ms ..= 1h |
+//! | `groups[].breaker.slow_call_duration` | 1µs ..= 1h |
+//! | `groups[].breaker.healthy_reset_after` | 1ms ..= 1day |
 //! | `retry.initial_backoff` | 0 ..= 1h |
 //! | `retry.max_backoff` | 0 ..= 1h |
 //! | `memory.sample_interval` | 1ms ..= 1h |
@@ -42,6 +45,12 @@ pub const IDLE_TIMEOUT: RangeInclusive<Duration> = ms(1)..=Duration::from_secs(7
 pub const BREAKER_COOLDOWN: RangeInclusive<Duration> = ms(1)..=DAY;
 /// `retry.initial_backoff` and `retry.max_backoff`.
 pub const RETRY_BACKOFF: RangeInclusive<Duration> = Duration::ZERO..=HOUR;
+/// `groups[].breaker.window_duration`.
+pub const BREAKER_WINDOW: RangeInclusive<Duration> = ms(10)..=HOUR;
+/// `groups[].breaker.slow_call_duration`.
+pub const SLOW_CALL: RangeInclusive<Duration> = Duration::from_micros(1)..=HOUR;
+/// `groups[].breaker.healthy_reset_after`.
+pub const BREAKER_HEALTHY_RESET: RangeInclusive<Duration> = ms(1)..=DAY;
 /// `memory.sample_interval`.
 pub const SAMPLE_INTERVAL: RangeInclusive<Duration> = ms(1)..=HOUR;
 

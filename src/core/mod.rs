@@ -37,5 +37,6 @@ pub use request::{Request, MAX_GROUPS};
 pub use session::{ErrorKind, RunContext, Session, SessionError, SessionFactory, WorkerInfo};
 pub use snapshot::{
     BreakerState, BreakerStats, DeadLetterStats, FailureRecord, GroupStats, Health, HealthSummary,
-    MemoryStats, PoolStats, QueueDepth, ReloadReport, ShutdownReport, Transition, WorkerStats,
+    MemoryStats, PoolStats, QueueDepth, ReloadReport, ShutdownReport, Transition, WindowStats,
+    WorkerStats,
 };

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Why a session call failed, which decides what the runtime does next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// Worth trying again (possibly elsewhere): the request is retried.
@@ -25,6 +25,9 @@ pub enum ErrorKind {
     Cancelled,
     /// The session panicked; the panic was caught and the session is rebuilt.
     Panicked,
+    /// The call ran past its group's `call_timeout`: the runtime gave up on
+    /// it and the request is retried (possibly elsewhere).
+    TimedOut,
 }
 
 /// An error from a session (or its factory).
@@ -77,7 +80,10 @@ impl SessionError {
 
     /// Whether the runtime may run the request again.
     pub fn is_retryable(&self) -> bool {
-        matches!(self.kind, ErrorKind::Transient | ErrorKind::Panicked)
+        matches!(
+            self.kind,
+            ErrorKind::Transient | ErrorKind::Panicked | ErrorKind::TimedOut
+        )
     }
 
     #[cold]
@@ -98,6 +104,7 @@ impl fmt::Display for SessionError {
             ErrorKind::Permanent => "permanent",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Panicked => "panicked",
+            ErrorKind::TimedOut => "timed out",
         };
         write!(f, "{kind}: {}", self.message)
     }

@@ -151,6 +151,13 @@ impl HealthSummary {
             if open {
                 reasons.push(format!("group `{}`: breaker {:?}", g.name, g.breaker.state));
             }
+            if g.breaker.state == BreakerState::Open && g.breaker.overridden > 0 {
+                reasons.push(format!(
+                    "group `{}`: taking requests while its breaker is open, because every \
+                     group they may go to is open (when_all_open: least_bad; {} so far)",
+                    g.name, g.breaker.overridden
+                ));
+            }
             if g.healthy && g.breaker.state != BreakerState::Open {
                 usable += 1;
             }
@@ -248,8 +255,23 @@ pub struct Transition {
     pub to: BreakerState,
     /// Why.
     pub reason: String,
+    /// What the breaker had seen when it moved: the window (or, leaving
+    /// half-open, the probes) that led to it.
+    pub window: WindowStats,
     /// When (wall clock).
     pub at: SystemTime,
+}
+
+/// The calls a breaker's window holds: how many, and the shares that
+/// failed and that were slow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct WindowStats {
+    /// Calls counted.
+    pub calls: u64,
+    /// Share of them that failed (0 with no call).
+    pub failure_rate: f64,
+    /// Share of them that were slow (0 with no call).
+    pub slow_call_rate: f64,
 }
 
 /// One failure the breaker saw.
@@ -272,12 +294,17 @@ pub struct FailureRecord {
 pub struct BreakerStats {
     /// Current state.
     pub state: BreakerState,
-    /// Consecutive failures while closed.
+    /// The sliding window now (closed), or the probes so far (half-open).
+    pub window: WindowStats,
+    /// Consecutive failures while closed (what `mode: consecutive` reads).
     pub consecutive_failures: u32,
     /// The cooldown the next opening will use.
     pub cooldown_ms: f64,
     /// Requests turned away while open or half-open.
     pub rejected: u64,
+    /// Requests routed here while it was open because every group they
+    /// could go to was open (`when_all_open: least_bad`).
+    pub overridden: u64,
     /// Most recent transitions, oldest first.
     pub transitions: Vec<Transition>,
     /// Most recent failures, oldest first.

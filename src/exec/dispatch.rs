@@ -12,6 +12,7 @@ use crossbeam_channel::{Receiver, Select, TrySendError};
 
 use super::group::Group;
 use super::retries::Retries;
+use crate::config::AllOpenPolicy;
 use crate::core::{BreakerState, Event, Job, Refusal, SessionError};
 use crate::policy::router::{self, Eligibility};
 use crate::policy::Admission;
@@ -20,6 +21,7 @@ use crate::policy::Admission;
 pub(crate) struct Dispatch<I, O> {
     groups: Vec<Arc<Group<I, O>>>,
     has_ties: bool,
+    when_all_open: AllOpenPolicy,
 }
 
 impl<I, O> router::Groups for Dispatch<I, O> {
@@ -44,12 +46,16 @@ impl<I, O> router::Groups for Dispatch<I, O> {
 
 impl<I, O> Dispatch<I, O> {
     /// `groups` sorted by priority, highest first, each knowing its index.
-    pub(crate) fn new(groups: Vec<Arc<Group<I, O>>>) -> Self {
+    pub(crate) fn new(groups: Vec<Arc<Group<I, O>>>, when_all_open: AllOpenPolicy) -> Self {
         debug_assert!(groups.iter().enumerate().all(|(i, g)| g.index() == i));
         let has_ties = groups
             .windows(2)
             .any(|w| w[0].config().priority == w[1].config().priority);
-        Self { groups, has_ties }
+        Self {
+            groups,
+            has_ties,
+            when_all_open,
+        }
     }
 
     pub(crate) fn groups(&self) -> &[Arc<Group<I, O>>] {
@@ -66,8 +72,11 @@ impl<I, O> Dispatch<I, O> {
 #[allow(clippy::result_large_err)]
 impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
     /// Offers a job to the eligible groups in routing order: a group is
-    /// skipped while its breaker turns requests away. The refusal is
-    /// `Full`, `Unavailable` or `Invalid`.
+    /// skipped while its breaker turns requests away. A probe goes to its
+    /// group's front lane, ahead of the queued work. When every group that
+    /// takes the input turned it away with an open breaker, the
+    /// `when_all_open` policy decides: the least bad of them takes it, or
+    /// it is refused. The refusal is `Full`, `Unavailable` or `Invalid`.
     pub(crate) fn offer(
         &self,
         mut job: Job<I, O>,
@@ -76,6 +85,8 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
         let route = router::candidates(self, who);
         let mut invalid = None;
         let mut full = false;
+        // Groups that take the input but whose breaker turned it away.
+        let mut open = 0u64;
         for &gi in route.as_slice() {
             let g = &self.groups[gi as usize];
             if let Err(error) = g.factory().validate(job.input()) {
@@ -85,18 +96,41 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
             invalid = None;
             let admission = g.breaker().admit();
             if admission == Admission::No {
+                open |= 1 << gi;
                 continue;
             }
-            job.set_probe(admission == Admission::Probe);
-            match g.levels().try_send(job.priority(), job) {
-                Ok(()) => {
-                    g.count(Event::Accepted);
-                    return Ok(gi as usize);
-                }
-                Err(TrySendError::Full(j) | TrySendError::Disconnected(j)) => {
-                    g.breaker().release_probe(j.is_probe());
+            match self.enqueue(g, job, admission == Admission::Probe) {
+                Ok(()) => return Ok(gi as usize),
+                Err(j) => {
                     full = true;
                     job = j;
+                }
+            }
+        }
+        if invalid.is_none() && !full && open != 0 && self.when_all_open == AllOpenPolicy::LeastBad
+        {
+            // Every group that could take it is open: the least bad one
+            // takes it anyway (Envoy's panic mode), not as a probe.
+            let least_bad = route
+                .as_slice()
+                .iter()
+                .filter(|&&gi| open & (1 << gi) != 0)
+                .min_by(|&&a, &&b| {
+                    let bad = |g: u8| self.groups[g as usize].breaker().badness();
+                    bad(a).total_cmp(&bad(b))
+                })
+                .copied();
+            if let Some(gi) = least_bad {
+                let g = &self.groups[gi as usize];
+                match self.enqueue(g, job, false) {
+                    Ok(()) => {
+                        g.breaker().note_override();
+                        return Ok(gi as usize);
+                    }
+                    Err(j) => {
+                        full = true;
+                        job = j;
+                    }
                 }
             }
         }
@@ -108,6 +142,32 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
             None => Refusal::Unavailable,
         };
         Err((job, refusal))
+    }
+
+    /// Puts a job in `g`'s queue at its level, or in the front lane if it
+    /// is a probe (at its level if the lane is full); hands it back if the
+    /// queue is full.
+    #[inline]
+    fn enqueue(&self, g: &Group<I, O>, mut job: Job<I, O>, probe: bool) -> Result<(), Job<I, O>> {
+        job.set_probe(probe);
+        let sent = if probe {
+            g.levels().try_send_front(job).or_else(|e| {
+                let job = e.into_inner();
+                g.levels().try_send(job.priority(), job)
+            })
+        } else {
+            g.levels().try_send(job.priority(), job)
+        };
+        match sent {
+            Ok(()) => {
+                g.count(Event::Accepted);
+                Ok(())
+            }
+            Err(TrySendError::Full(j) | TrySendError::Disconnected(j)) => {
+                g.breaker().release_probe(j.is_probe());
+                Err(j)
+            }
+        }
     }
 
     /// Blocks until one of the eligible queues has room, `until` passes, or

@@ -103,7 +103,10 @@ impl<I: 'static, O: 'static> Group<I, O> {
         Self {
             index,
             name: Arc::from(config.name.as_str()),
-            levels: Levels::new(&config.capacity),
+            levels: Levels::new(
+                &config.capacity,
+                config.breaker.half_open_max_calls as usize,
+            ),
             breaker: CircuitBreaker::new(config.breaker.clone(), clock),
             healthy_workers: HealthyWorkers::default(),
             config,
@@ -183,9 +186,9 @@ impl<I, O> Group<I, O> {
         &self.healthy_workers
     }
 
-    /// Requests queued now, all levels.
+    /// Requests queued now, all levels and the probes' lane.
     pub(crate) fn queued(&self) -> usize {
-        self.levels.depth().iter().sum()
+        self.levels.depth().iter().sum::<usize>() + self.levels.probes_waiting()
     }
 
     /// Work queued plus calls running: the tie-breaker between groups of
@@ -241,7 +244,7 @@ impl<I, O> Group<I, O> {
             priority: self.config.priority,
             healthy: self.is_healthy(),
             breaker: self.breaker.stats(),
-            in_flight: queue_depth.total() + running,
+            in_flight: queue_depth.total() + self.levels.probes_waiting() + running,
             routed: counts.accepted,
             stuck_calls: self.stuck_calls.get(),
             workers_replaced: retired.len() as u64,

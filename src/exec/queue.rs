@@ -3,8 +3,9 @@
 //!
 //! # The receive protocol
 //!
-//! 1. Look at the levels from `Urgent` down to `Low` with `try_recv`; take
-//!    the first request found. This is the only place a request is taken, so
+//! 1. Look at the front lane (the breaker's half-open probes), then the
+//!    levels from `Urgent` down to `Low`, with `try_recv`; take the first
+//!    request found. This is the only place a request is taken, so
 //!    priority is strict: a lower level is read only when every higher level
 //!    was empty a moment before.
 //! 2. If all are empty, spin re-reading the levels (a CPU spin hint between
@@ -34,15 +35,28 @@ use crossbeam_channel::{bounded, Receiver, Select, Sender, TrySendError};
 use super::park::ParkReasons;
 use crate::core::{saturating_add, LevelCapacity, Priority};
 
-/// The four bounded channels of one group.
+/// Lanes of one group, taken in this order: the breaker's probes, then
+/// the four priority levels.
+const LANES: usize = Priority::COUNT + 1;
+/// The probes' lane.
+const FRONT: usize = 0;
+
+/// The bounded channels of one group: a front lane for the breaker's
+/// half-open probes, which a worker takes before anything else (a probe
+/// must not wait behind the work queued while the group was closed), and
+/// one lane per priority level.
 pub(crate) struct Levels<T> {
-    tx: [Sender<T>; Priority::COUNT],
-    rx: [Receiver<T>; Priority::COUNT],
+    tx: [Sender<T>; LANES],
+    rx: [Receiver<T>; LANES],
 }
 
 impl<T> Levels<T> {
-    pub(crate) fn new(cap: &LevelCapacity) -> Self {
-        let chans = Priority::ALL.map(|p| bounded(cap.of(p)));
+    /// `probes`: the most probes the group's breaker admits at once.
+    pub(crate) fn new(cap: &LevelCapacity, probes: usize) -> Self {
+        let chans: [_; LANES] = std::array::from_fn(|lane| match lane {
+            FRONT => bounded(probes),
+            _ => bounded(cap.of(Priority::ALL[lane - 1])),
+        });
         let tx = std::array::from_fn(|i| chans[i].0.clone());
         let rx = std::array::from_fn(|i| chans[i].1.clone());
         Self { tx, rx }
@@ -50,20 +64,30 @@ impl<T> Levels<T> {
 
     #[inline]
     pub(crate) fn try_send(&self, p: Priority, t: T) -> Result<(), TrySendError<T>> {
-        self.tx[p.index()].try_send(t)
+        self.tx[p.index() + 1].try_send(t)
+    }
+
+    /// Queues a probe in the front lane.
+    pub(crate) fn try_send_front(&self, t: T) -> Result<(), TrySendError<T>> {
+        self.tx[FRONT].try_send(t)
     }
 
     pub(crate) fn sender(&self, p: Priority) -> &Sender<T> {
-        &self.tx[p.index()]
+        &self.tx[p.index() + 1]
     }
 
-    pub(crate) fn receivers(&self) -> &[Receiver<T>; Priority::COUNT] {
+    pub(crate) fn receivers(&self) -> &[Receiver<T>; LANES] {
         &self.rx
     }
 
-    /// Requests waiting per level.
+    /// Requests waiting per level (probes not included).
     pub(crate) fn depth(&self) -> [usize; Priority::COUNT] {
-        std::array::from_fn(|i| self.rx[i].len())
+        std::array::from_fn(|i| self.rx[i + 1].len())
+    }
+
+    /// Probes waiting in the front lane.
+    pub(crate) fn probes_waiting(&self) -> usize {
+        self.rx[FRONT].len()
     }
 
     /// Takes the highest-priority request waiting, without blocking.
@@ -74,13 +98,13 @@ impl<T> Levels<T> {
 }
 
 #[inline]
-fn try_take<T>(rx: &[Receiver<T>; Priority::COUNT]) -> Option<T> {
+fn try_take<T>(rx: &[Receiver<T>; LANES]) -> Option<T> {
     rx.iter().find_map(|r| r.try_recv().ok())
 }
 
 /// A worker's receiving end: its group's levels plus its control channel.
 pub(crate) struct Receiving<'a, T> {
-    rx: &'a [Receiver<T>; Priority::COUNT],
+    rx: &'a [Receiver<T>; LANES],
     control: &'a Receiver<()>,
     sel: Select<'a>,
     spin: Duration,
@@ -88,7 +112,7 @@ pub(crate) struct Receiving<'a, T> {
 
 impl<'a, T> Receiving<'a, T> {
     pub(crate) fn new(
-        rx: &'a [Receiver<T>; Priority::COUNT],
+        rx: &'a [Receiver<T>; LANES],
         control: &'a Receiver<()>,
         spin: Duration,
     ) -> Self {
@@ -162,7 +186,7 @@ mod tests {
 
     #[test]
     fn try_take_is_strictly_by_priority() {
-        let q = Levels::new(&LevelCapacity::uniform(4));
+        let q = Levels::new(&LevelCapacity::uniform(4), 1);
         q.try_send(Priority::Low, "low").unwrap();
         q.try_send(Priority::Normal, "normal").unwrap();
         q.try_send(Priority::Urgent, "urgent").unwrap();
@@ -172,8 +196,22 @@ mod tests {
     }
 
     #[test]
+    fn a_probe_in_the_front_lane_is_taken_before_any_level() {
+        let q = Levels::new(&LevelCapacity::uniform(4), 1);
+        q.try_send(Priority::Urgent, "urgent").unwrap();
+        q.try_send_front("probe").unwrap();
+        assert!(
+            q.try_send_front("second probe").is_err(),
+            "the lane holds one"
+        );
+        assert_eq!((q.depth(), q.probes_waiting()), ([1, 0, 0, 0], 1));
+        let order: Vec<_> = std::iter::from_fn(|| q.try_take()).collect();
+        assert_eq!(order, ["probe", "urgent"]);
+    }
+
+    #[test]
     fn full_level_hands_value_back_and_others_still_accept() {
-        let q = Levels::new(&LevelCapacity::uniform(1));
+        let q = Levels::new(&LevelCapacity::uniform(1), 1);
         q.try_send(Priority::Low, 1).unwrap();
         match q.try_send(Priority::Low, 2) {
             Err(TrySendError::Full(v)) => assert_eq!(v, 2),
@@ -186,7 +224,7 @@ mod tests {
     #[test]
     fn parked_worker_wakes_on_send_and_on_stop() {
         for spin in [Duration::ZERO, Duration::from_micros(20)] {
-            let q = Arc::new(Levels::<u32>::new(&LevelCapacity::uniform(4)));
+            let q = Arc::new(Levels::<u32>::new(&LevelCapacity::uniform(4), 1));
             let (ctl_tx, ctl_rx) = bounded::<()>(0);
             let stop = Arc::new(AtomicBool::new(false));
             let (got_tx, got_rx) = bounded(4);

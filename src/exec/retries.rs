@@ -11,7 +11,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::Sender;
 
@@ -94,13 +94,15 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Retries<I, O> {
         let _ = self.tx.send(Msg::Stop);
     }
 
-    /// Finishes a failed attempt of `job` on `group`'s worker `me`.
+    /// Finishes a failed attempt of `job` on `group`'s worker `me`, a call
+    /// that ran for `elapsed`.
     pub(crate) fn failed_attempt(
         &self,
         group: &Group<I, O>,
         me: &WorkerState<I, O>,
         mut job: Job<I, O>,
         error: SessionError,
+        elapsed: Duration,
     ) {
         me.count(Event::FailedAttempt);
         let cancelled = error.kind() == ErrorKind::Cancelled || job.slot().is_cancel_requested();
@@ -114,17 +116,17 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Retries<I, O> {
         };
         job.failed_on(group.index(), attempt);
 
-        if !cancelled && retryable {
-            group.breaker().record_failure(
-                job.is_probe(),
-                FailureRecord {
-                    request: job.slot().id(),
-                    group: group.name().to_string(),
-                    worker: me.index(),
-                    error,
-                    at: SystemTime::now(),
-                },
-            );
+        // Only the error kinds the breaker is told to count are the
+        // device's fault; a cancel never is.
+        if !cancelled && group.breaker().config().counts(error.kind()) {
+            group.breaker().keep_failure(FailureRecord {
+                request: job.slot().id(),
+                group: group.name().to_string(),
+                worker: me.index(),
+                error,
+                at: SystemTime::now(),
+            });
+            group.breaker().record_call(job.is_probe(), elapsed, true);
         } else {
             group.breaker().release_probe(job.is_probe());
         }

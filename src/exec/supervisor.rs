@@ -36,7 +36,7 @@ use super::pressure::Controller;
 use super::retries::Retries;
 use super::scaling;
 use super::worker::WorkerCtx;
-use crate::core::{saturating_add, Counter, Job, Outcome, SessionError, Timebase};
+use crate::core::{saturating_add, Counter, ErrorKind, Job, Outcome, SessionError, Timebase};
 
 /// The supervisor's thread: it returns the retries it still held.
 pub(crate) type SupervisorThread<I, O> = std::thread::JoinHandle<Vec<Job<I, O>>>;
@@ -251,11 +251,15 @@ fn check_health<I: Send + Sync + 'static, O: Send + 'static>(sup: &Supervised<I,
                 }
             };
             old.stop();
-            let error = SessionError::transient(format!(
-                "call exceeded the group's call_timeout of {:?}",
-                g.config().call_timeout
-            ));
-            sup.retries.failed_attempt(g, old.state(), job, error);
+            let error = SessionError::new(
+                ErrorKind::TimedOut,
+                format!(
+                    "call exceeded the group's call_timeout of {:?}",
+                    g.config().call_timeout
+                ),
+            );
+            let ran = g.config().call_timeout;
+            sup.retries.failed_attempt(g, old.state(), job, error, ran);
             g.retire(Arc::clone(old.state()));
             // The thread is not joined: it may never return.
             old.detach();

@@ -282,7 +282,7 @@ fn run_job<I: Send + Sync + 'static, O: Send + 'static>(
                 .record(queue_wait, service, Some(done - job.submitted()));
             // The breaker hears of the success before the caller does, so a
             // caller that sees its result also sees the breaker it moved.
-            group.breaker().record_success(job.is_probe());
+            group.breaker().record_call(job.is_probe(), service, false);
             // Whichever attempt finishes first answers the request; a
             // taken-over call may still be the first. Counted before the
             // caller can see the result.
@@ -318,6 +318,6 @@ fn run_job<I: Send + Sync + 'static, O: Send + 'static>(
         ctx.retries.ledger().late_result();
         return Next::TakenOver;
     }
-    ctx.retries.failed_attempt(group, me, job, error);
+    ctx.retries.failed_attempt(group, me, job, error, service);
     next
 }

@@ -1,36 +1,53 @@
 //! The circuit breaker of one device group.
 //!
 //! ```text
-//!            failure_threshold consecutive failures
+//!            failure rate over the window >= threshold
+//!            (once it holds minimum_calls; or, in consecutive mode,
+//!             failure_threshold failures in a row)
 //!   Closed ------------------------------------------> Open
 //!     ^                                                 |  cooldown passes
-//!     | half_open_max_calls probes succeed              v
+//!     | the probes' failure rate < threshold            v
 //!     +-------------------------------------------- HalfOpen
-//!                   any probe fails: Open again, cooldown x backoff_multiplier
+//!                   the probes' failure rate >= threshold: Open again,
+//!                   cooldown x backoff_multiplier
 //! ```
 //!
-//! The cooldown starts at `recovery_timeout` and grows by
-//! `backoff_multiplier` after each failed recovery, up to `max_backoff`; a
-//! successful recovery (or a manual reset) brings it back to
-//! `recovery_timeout`.
+//! - **By rate, not by streak** (`BreakerConfig` explains the defaults): a
+//!   closed breaker counts every call's outcome in a sliding window (the
+//!   last N calls, or the last stretch of time) and opens only when the
+//!   window holds `minimum_calls` and the share that failed, or the share
+//!   that was slow, reaches its threshold. Which error kinds count is
+//!   configured; a permanent error (bad input) or a cancel counts neither
+//!   way.
+//! - **Half-open that cannot be starved**: it admits `half_open_max_calls`
+//!   probes, which the group's workers take before any queued work (the
+//!   queues' front lane), and decides on their failure rate: it reopens as
+//!   soon as enough probes failed that the rate must reach the threshold,
+//!   and closes once every probe ended under it.
+//! - **Cooldown**: starts at `recovery_timeout`, grows by
+//!   `backoff_multiplier` after each failed recovery and after a reopening
+//!   within `healthy_reset_after` of closing (a flapping device), up to
+//!   `max_backoff`; a breaker that stays closed for `healthy_reset_after`
+//!   (or a manual reset) brings it back to `recovery_timeout`.
 //!
 //! The router asks [`CircuitBreaker::admit`] for every request it offers the
-//! group. In `Closed` that is one atomic load; the lock is taken only on
-//! transitions and in the rare states. In `HalfOpen` at most
-//! `half_open_max_calls` requests are admitted, as probes; only probe
-//! outcomes decide whether the breaker closes or opens again.
+//! group: in `Closed` that is one atomic load. Every outcome takes the
+//! breaker's lock once, to count it in the window.
 
 #![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
 
-use crate::config::BreakerConfig;
-use crate::core::{BreakerState, BreakerStats, Clock, Counter, FailureRecord, Transition};
+use super::window::{Call, Probes, Window};
+use crate::config::{BreakerConfig, BreakerMode};
+use crate::core::{
+    BreakerState, BreakerStats, Clock, Counter, FailureRecord, Transition, WindowStats,
+};
 
 /// The router's answer from a breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,10 +61,14 @@ pub enum Admission {
 }
 
 struct Inner {
+    window: Window,
+    /// Failures in a row while closed (`mode: consecutive`).
+    consecutive: u32,
     open_until: Instant,
     cooldown: Duration,
-    probes_admitted: u32,
-    probe_successes: u32,
+    /// When it last closed after a recovery (`None`: never opened, or reset).
+    closed_at: Option<Instant>,
+    probes: Probes,
     transitions: VecDeque<Transition>,
     failures: VecDeque<FailureRecord>,
 }
@@ -57,12 +78,37 @@ const OPEN: u8 = 1;
 const HALF_OPEN: u8 = 2;
 
 /// A circuit breaker (see the module docs for the state machine).
+///
+/// ```
+/// use accelpool::{Admission, BreakerConfig, BreakerState, CircuitBreaker, ManualClock};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// let b = CircuitBreaker::new(
+///     BreakerConfig { window: 10, minimum_calls: 10, ..BreakerConfig::default() },
+///     Arc::new(clock.clone()),
+/// );
+/// // Three failures in ten calls: 30 %, under the 50 % threshold.
+/// for i in 0..10 {
+///     b.record_call(false, Duration::ZERO, i % 3 == 0);
+/// }
+/// assert_eq!(b.state(), BreakerState::Closed);
+/// // Two more failures: five of the last ten calls failed, 50 %.
+/// for _ in 0..2 {
+///     b.record_call(false, Duration::ZERO, true);
+/// }
+/// assert_eq!(b.state(), BreakerState::Open);
+/// assert_eq!(b.admit(), Admission::No);
+/// clock.advance(Duration::from_secs(1));
+/// assert_eq!(b.admit(), Admission::Probe);
+/// ```
 pub struct CircuitBreaker {
     config: BreakerConfig,
     clock: Arc<dyn Clock>,
     state: AtomicU8,
-    consecutive: AtomicU32,
     rejected: Counter,
+    overridden: Counter,
     inner: Mutex<Inner>,
 }
 
@@ -78,21 +124,32 @@ impl CircuitBreaker {
     /// A closed breaker.
     pub fn new(config: BreakerConfig, clock: Arc<dyn Clock>) -> Self {
         let now = clock.now();
+        let window = match config.window_duration {
+            Some(span) => Window::time(span, now),
+            None => Window::count(config.window),
+        };
         Self {
             inner: Mutex::new(Inner {
+                window,
+                consecutive: 0,
                 open_until: now,
                 cooldown: config.recovery_timeout,
-                probes_admitted: 0,
-                probe_successes: 0,
+                closed_at: None,
+                probes: Probes::default(),
                 transitions: VecDeque::new(),
                 failures: VecDeque::new(),
             }),
             config,
             clock,
             state: AtomicU8::new(CLOSED),
-            consecutive: AtomicU32::new(0),
-            rejected: Default::default(),
+            rejected: Counter::default(),
+            overridden: Counter::default(),
         }
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.config
     }
 
     /// The current state (an open breaker whose cooldown has passed reports
@@ -119,14 +176,14 @@ impl CircuitBreaker {
                 self.rejected.inc();
                 return Admission::No;
             }
-            self.move_to(&mut inner, HALF_OPEN, "cooldown passed".into());
-            inner.probes_admitted = 0;
-            inner.probe_successes = 0;
+            inner.probes = Probes::default();
+            let seen = inner.probes.stats();
+            self.move_to(&mut inner, HALF_OPEN, "cooldown passed".into(), seen);
         }
         match self.state.load(Ordering::Acquire) {
             CLOSED => Admission::Yes,
-            _ if inner.probes_admitted < self.config.half_open_max_calls => {
-                inner.probes_admitted += 1;
+            _ if inner.probes.admitted < self.config.half_open_max_calls => {
+                inner.probes.admitted += 1;
                 Admission::Probe
             }
             _ => {
@@ -136,85 +193,178 @@ impl CircuitBreaker {
         }
     }
 
-    /// A request of the group succeeded.
+    /// A request of the group succeeded (a call of no particular length).
     #[inline]
     pub fn record_success(&self, probe: bool) {
-        if probe {
-            self.probe_success();
-        } else if self.consecutive.load(Ordering::Relaxed) != 0 {
-            self.consecutive.store(0, Ordering::Relaxed);
-        }
+        self.record_call(probe, Duration::ZERO, false);
     }
 
-    #[cold]
-    fn probe_success(&self) {
-        let mut inner = self.inner.lock();
-        if self.state.load(Ordering::Acquire) != HALF_OPEN {
-            // A probe of an earlier spell, ending once the breaker moved
-            // on: an ordinary success.
-            self.consecutive.store(0, Ordering::Relaxed);
-            return;
-        }
-        inner.probe_successes += 1;
-        if inner.probe_successes >= self.config.half_open_max_calls {
-            inner.cooldown = self.config.recovery_timeout;
-            self.consecutive.store(0, Ordering::Relaxed);
-            let n = inner.probe_successes;
-            self.move_to(&mut inner, CLOSED, format!("{n} probe(s) succeeded"));
-        }
-    }
-
-    /// A probe ended without telling anything about the device (it expired,
-    /// was cancelled, or was refused by its input): its slot goes back so a
-    /// half-open breaker does not wait for an outcome that never comes.
-    #[inline]
-    pub fn release_probe(&self, probe: bool) {
-        if probe {
-            let mut inner = self.inner.lock();
-            inner.probes_admitted = inner.probes_admitted.saturating_sub(1);
-        }
-    }
-
-    /// A request of the group failed (an error or a panic in the session).
-    #[cold]
+    /// A request of the group failed in a way that counts against the
+    /// device (see [`BreakerConfig::counts`]); the record is kept for the
+    /// stats.
     pub fn record_failure(&self, probe: bool, record: FailureRecord) {
+        self.keep_failure(record);
+        self.record_call(probe, Duration::ZERO, true);
+    }
+
+    /// Keeps a failure for the stats (most recent `history`).
+    pub fn keep_failure(&self, record: FailureRecord) {
         let mut inner = self.inner.lock();
         if inner.failures.len() >= self.config.history.max(1) {
             inner.failures.pop_front();
         }
         inner.failures.push_back(record);
+    }
+
+    /// Counts one call of the group that took `elapsed` and `failed` (or
+    /// not): the window's input, and a probe's verdict.
+    pub fn record_call(&self, probe: bool, elapsed: Duration, failed: bool) {
+        let slow = self
+            .config
+            .slow_call_duration
+            .is_some_and(|limit| elapsed >= limit);
+        let call = Call { failed, slow };
+        let now = self.clock.now();
+        let mut inner = self.inner.lock();
         let state = self.state.load(Ordering::Acquire);
         if probe && state == HALF_OPEN {
-            let grown = inner.cooldown.as_secs_f64() * self.config.backoff_multiplier;
-            inner.cooldown =
-                Duration::from_secs_f64(grown.min(self.config.max_backoff.as_secs_f64()));
-            self.open(&mut inner, "a probe failed".into());
-        } else if state == CLOSED {
-            let n = self.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
-            if n >= self.config.failure_threshold {
-                self.open(&mut inner, format!("{n} consecutive failures"));
+            inner.probes.record(call);
+            self.decide_half_open(&mut inner);
+            return;
+        }
+        // Every other outcome is the device's too, whatever the state:
+        // it goes in the window (a probe of an earlier spell included).
+        inner.window.record(call, now);
+        if state != CLOSED {
+            return;
+        }
+        match self.config.mode {
+            BreakerMode::Consecutive => {
+                if failed || slow {
+                    inner.consecutive += 1;
+                    if inner.consecutive >= self.config.failure_threshold {
+                        let n = inner.consecutive;
+                        let seen = inner.window.stats(now);
+                        self.open(&mut inner, format!("{n} consecutive failures"), seen);
+                    }
+                } else {
+                    inner.consecutive = 0;
+                }
+            }
+            BreakerMode::FailureRate => {
+                let w = inner.window.stats(now);
+                if w.calls >= u64::from(self.config.minimum_calls) {
+                    if let Some(why) = self.over_threshold(&w) {
+                        self.open(&mut inner, why, w);
+                    }
+                }
             }
         }
     }
 
-    fn open(&self, inner: &mut Inner, reason: String) {
-        inner.open_until = self.clock.now() + inner.cooldown;
-        self.consecutive.store(0, Ordering::Relaxed);
-        let reason = format!("{reason}; cooldown {:?}", inner.cooldown);
-        self.move_to(inner, OPEN, reason);
+    /// Why these calls are too many failures (or too slow), if they are.
+    fn over_threshold(&self, w: &WindowStats) -> Option<String> {
+        if w.failure_rate >= self.config.failure_rate_threshold {
+            return Some(format!(
+                "failure rate {:.1} % of {} calls (threshold {:.1} %)",
+                w.failure_rate * 100.0,
+                w.calls,
+                self.config.failure_rate_threshold * 100.0
+            ));
+        }
+        if self.config.slow_call_duration.is_some()
+            && w.slow_call_rate >= self.config.slow_call_rate_threshold
+        {
+            return Some(format!(
+                "slow-call rate {:.1} % of {} calls (threshold {:.1} %)",
+                w.slow_call_rate * 100.0,
+                w.calls,
+                self.config.slow_call_rate_threshold * 100.0
+            ));
+        }
+        None
     }
 
-    /// Closes the breaker by hand and resets its cooldown.
-    pub fn reset(&self) {
-        let mut inner = self.inner.lock();
-        inner.cooldown = self.config.recovery_timeout;
-        self.consecutive.store(0, Ordering::Relaxed);
-        if self.state.load(Ordering::Acquire) != CLOSED {
-            self.move_to(&mut inner, CLOSED, "manual reset".into());
+    /// Closes or reopens a half-open breaker once its probes tell.
+    fn decide_half_open(&self, inner: &mut Inner) {
+        let p = inner.probes;
+        let n = f64::from(self.config.half_open_max_calls);
+        let seen = p.stats();
+        let reopen = match self.config.mode {
+            BreakerMode::Consecutive => {
+                p.failed() > 0 || (self.config.slow_call_duration.is_some() && p.slow() > 0)
+            }
+            // Reopen as soon as the failures alone make the rate of all the
+            // probes reach the threshold, whatever the rest do.
+            BreakerMode::FailureRate => {
+                p.failed() as f64 / n >= self.config.failure_rate_threshold
+                    || (self.config.slow_call_duration.is_some()
+                        && p.slow() as f64 / n >= self.config.slow_call_rate_threshold)
+            }
+        };
+        if reopen {
+            let grown = inner.cooldown.as_secs_f64() * self.config.backoff_multiplier;
+            inner.cooldown =
+                Duration::from_secs_f64(grown.min(self.config.max_backoff.as_secs_f64()));
+            let why = format!("{} of {} probe(s) failed", p.failed(), p.done());
+            self.open(inner, why, seen);
+        } else if p.done() >= u64::from(self.config.half_open_max_calls) {
+            let now = self.clock.now();
+            inner.closed_at = Some(now);
+            inner.consecutive = 0;
+            inner.window.clear(now);
+            let why = format!("{} of {} probe(s) failed", p.failed(), p.done());
+            self.move_to(inner, CLOSED, why, seen);
         }
     }
 
-    fn move_to(&self, inner: &mut Inner, to: u8, reason: String) {
+    /// A probe ended without telling anything about the device (it expired,
+    /// was cancelled, or failed through no fault of the device): its slot
+    /// goes back so a half-open breaker does not wait for an outcome that
+    /// never comes.
+    #[inline]
+    pub fn release_probe(&self, probe: bool) {
+        if probe {
+            let mut inner = self.inner.lock();
+            inner.probes.admitted = inner.probes.admitted.saturating_sub(1);
+        }
+    }
+
+    fn open(&self, inner: &mut Inner, reason: String, seen: WindowStats) {
+        let now = self.clock.now();
+        if self.state.load(Ordering::Acquire) == CLOSED {
+            // Reopening soon after a recovery: a flapping device keeps a
+            // growing cooldown; one that stayed well starts afresh.
+            match inner.closed_at {
+                Some(t) if now.saturating_duration_since(t) < self.config.healthy_reset_after => {
+                    let grown = inner.cooldown.as_secs_f64() * self.config.backoff_multiplier;
+                    inner.cooldown =
+                        Duration::from_secs_f64(grown.min(self.config.max_backoff.as_secs_f64()));
+                }
+                _ => inner.cooldown = self.config.recovery_timeout,
+            }
+        }
+        inner.open_until = now + inner.cooldown;
+        inner.consecutive = 0;
+        let reason = format!("{reason}; cooldown {:?}", inner.cooldown);
+        self.move_to(inner, OPEN, reason, seen);
+    }
+
+    /// Closes the breaker by hand and resets its cooldown and window.
+    pub fn reset(&self) {
+        let mut inner = self.inner.lock();
+        let now = self.clock.now();
+        inner.cooldown = self.config.recovery_timeout;
+        inner.consecutive = 0;
+        inner.closed_at = None;
+        let seen = inner.window.stats(now);
+        inner.window.clear(now);
+        if self.state.load(Ordering::Acquire) != CLOSED {
+            self.move_to(&mut inner, CLOSED, "manual reset".into(), seen);
+        }
+    }
+
+    fn move_to(&self, inner: &mut Inner, to: u8, reason: String, seen: WindowStats) {
         let from = BreakerState::from_u8(self.state.swap(to, Ordering::AcqRel));
         log::info!(
             "breaker {from:?} -> {:?}: {reason}",
@@ -227,18 +377,41 @@ impl CircuitBreaker {
             from,
             to: BreakerState::from_u8(to),
             reason,
+            window: seen,
             at: SystemTime::now(),
         });
     }
 
+    /// A request was routed here while open, because every group it could
+    /// go to was open (`when_all_open: least_bad`).
+    pub(crate) fn note_override(&self) {
+        self.overridden.inc();
+    }
+
+    /// How bad the group looks now, for choosing among open groups: the
+    /// failure rate of its window (lower is better).
+    pub(crate) fn badness(&self) -> f64 {
+        let now = self.clock.now();
+        self.inner.lock().window.stats(now).failure_rate
+    }
+
     /// State, counters and recent history.
     pub fn stats(&self) -> BreakerStats {
-        let inner = self.inner.lock();
+        let now = self.clock.now();
+        let mut inner = self.inner.lock();
+        let state = self.state();
+        let window = if state == BreakerState::HalfOpen {
+            inner.probes.stats()
+        } else {
+            inner.window.stats(now)
+        };
         BreakerStats {
-            state: self.state(),
-            consecutive_failures: self.consecutive.load(Ordering::Relaxed),
+            state,
+            window,
+            consecutive_failures: inner.consecutive,
             cooldown_ms: inner.cooldown.as_secs_f64() * 1e3,
             rejected: self.rejected.get(),
+            overridden: self.overridden.get(),
             transitions: inner.transitions.iter().cloned().collect(),
             recent_failures: inner.failures.iter().cloned().collect(),
         }
@@ -248,6 +421,7 @@ impl CircuitBreaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::BreakerMode;
     use crate::core::{ManualClock, SessionError};
     use proptest::prelude::*;
 
@@ -281,12 +455,14 @@ mod tests {
         (1u32..6, 1u32..4, 1u64..500, 1.0f64..4.0, 0u64..2_000).prop_map(
             |(failure_threshold, half_open_max_calls, recovery_ms, backoff_multiplier, extra)| {
                 BreakerConfig {
+                    mode: BreakerMode::Consecutive,
                     failure_threshold,
                     recovery_timeout: Duration::from_millis(recovery_ms),
                     backoff_multiplier,
                     max_backoff: Duration::from_millis(recovery_ms + extra),
                     half_open_max_calls,
                     history: 1_000,
+                    ..BreakerConfig::default()
                 }
             },
         )
@@ -312,11 +488,12 @@ mod tests {
     ];
 
     proptest! {
-        /// Any sequence of admissions, outcomes, time and resets keeps the
-        /// documented machine: closed admits all; open admits nothing until
-        /// its cooldown passes; half-open admits exactly its probes, which
-        /// alone decide; `failure_threshold` consecutive failures open it;
-        /// the cooldown stays within `recovery_timeout..=max_backoff`.
+        /// Consecutive mode: any sequence of admissions, outcomes, time and
+        /// resets keeps the documented machine: closed admits all; open
+        /// admits nothing until its cooldown passes; half-open admits
+        /// exactly its probes, which alone decide; `failure_threshold`
+        /// consecutive failures open it; the cooldown stays within
+        /// `recovery_timeout..=max_backoff`.
         #[test]
         fn any_sequence_keeps_the_documented_transitions(
             cfg in config(),

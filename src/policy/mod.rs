@@ -8,6 +8,7 @@ pub(crate) mod pressure;
 pub(crate) mod retry;
 pub(crate) mod router;
 pub(crate) mod scaling;
+pub(crate) mod window;
 
 pub use breaker::{Admission, CircuitBreaker};
 pub use dlq::DeadLetterQueue;

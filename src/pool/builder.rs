@@ -9,7 +9,9 @@ use super::error::BuildError;
 use super::generation::Generation;
 use super::persistent::Persistent;
 use super::Pool;
-use crate::config::{DeadLetterConfig, GroupConfig, MemoryConfig, PoolConfig, RetryPolicy};
+use crate::config::{
+    AllOpenPolicy, DeadLetterConfig, GroupConfig, MemoryConfig, PoolConfig, RetryPolicy,
+};
 use crate::core::{
     Clock, DeadLetter, MemoryProbe, PressureEvent, SessionFactory, SysinfoProbe, SystemClock,
 };
@@ -60,6 +62,13 @@ impl<I: Send + Sync + 'static, O: Send + 'static> PoolBuilder<I, O> {
     /// Sets memory-pressure control.
     pub fn memory(mut self, memory: MemoryConfig) -> Self {
         self.config.memory = memory;
+        self
+    }
+
+    /// Sets what the router does when every eligible group's breaker is
+    /// open (default [`AllOpenPolicy::LeastBad`]).
+    pub fn when_all_open(mut self, policy: AllOpenPolicy) -> Self {
+        self.config.when_all_open = policy;
         self
     }
 

@@ -117,7 +117,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Generation<I, O> {
             });
         }
         let names = groups.iter().map(|g| Arc::clone(g.name())).collect();
-        let groups = Arc::new(Dispatch::new(groups));
+        let groups = Arc::new(Dispatch::new(groups, config.when_all_open));
         let (supervisor_tx, supervisor_rx) = unbounded();
         let retries = Arc::new(Retries::new(
             config.retry.clone(),
