@@ -601,4 +601,200 @@ mod tests {
             }
         }
     }
+
+    /// A rate-mode breaker on a manual clock.
+    fn rate_breaker(cfg: BreakerConfig) -> (ManualClock, CircuitBreaker) {
+        let clock = ManualClock::new();
+        let b = CircuitBreaker::new(cfg, Arc::new(clock.clone()));
+        (clock, b)
+    }
+
+    fn rate_config(window: u32, minimum_calls: u32, threshold: f64) -> BreakerConfig {
+        BreakerConfig {
+            window,
+            minimum_calls,
+            failure_rate_threshold: threshold,
+            ..BreakerConfig::default()
+        }
+    }
+
+    /// Whether call `i` of a sequence failing at exactly rate `p`, spread
+    /// as evenly as it can be, fails.
+    fn even_failure(i: u64, p: f64) -> bool {
+        ((i + 1) as f64 * p).floor() > (i as f64 * p).floor()
+    }
+
+    proptest! {
+        /// Rate mode: failures at a rate below the threshold never open the
+        /// breaker once the window is full.
+        #[test]
+        fn a_rate_below_the_threshold_never_opens(
+            window in 10u32..400,
+            threshold in 0.1f64..0.9,
+            share in 0.0f64..1.0,
+            calls in 0u64..3_000,
+        ) {
+            let p = threshold * share;
+            // Any `window` consecutive calls hold at most ceil(p * window)
+            // failures: keep that under the threshold.
+            prop_assume!((p * f64::from(window)).ceil() < threshold * f64::from(window));
+            let (_clock, b) = rate_breaker(rate_config(window, window, threshold));
+            for i in 0..u64::from(window) + calls {
+                b.record_call(false, Duration::ZERO, even_failure(i, p));
+                prop_assert_eq!(b.state(), BreakerState::Closed, "call {} at p = {}", i, p);
+            }
+        }
+
+        /// Rate mode: at 100 % failures it opens on exactly the
+        /// `minimum_calls`-th call.
+        #[test]
+        fn all_failures_open_after_exactly_the_minimum_calls(
+            window in 1u32..500,
+            minimum in 1u32..500,
+            threshold in 0.01f64..=1.0,
+        ) {
+            let minimum = minimum.min(window);
+            let (_clock, b) = rate_breaker(rate_config(window, minimum, threshold));
+            for _ in 1..minimum {
+                b.record_call(false, Duration::ZERO, true);
+                prop_assert_eq!(b.state(), BreakerState::Closed);
+            }
+            b.record_call(false, Duration::ZERO, true);
+            prop_assert_eq!(b.state(), BreakerState::Open);
+            let t = b.stats().transitions;
+            prop_assert_eq!(t[0].window.calls, u64::from(minimum));
+            prop_assert_eq!(t[0].window.failure_rate, 1.0);
+        }
+
+        /// Rate mode: half-open admits exactly its probes, and closes or
+        /// reopens by their failure rate (reopening as soon as the rate is
+        /// certain to reach the threshold).
+        #[test]
+        fn half_open_decides_by_the_probes_rate(
+            probes in 1u32..20,
+            threshold in 0.05f64..=1.0,
+            outcomes in proptest::collection::vec(any::<bool>(), 20),
+        ) {
+            let cfg = BreakerConfig {
+                half_open_max_calls: probes,
+                ..rate_config(10, 10, threshold)
+            };
+            let (clock, b) = rate_breaker(cfg.clone());
+            for _ in 0..10 {
+                b.record_call(false, Duration::ZERO, true);
+            }
+            prop_assert_eq!(b.state(), BreakerState::Open);
+            clock.advance(cfg.recovery_timeout);
+            for _ in 0..probes {
+                prop_assert_eq!(b.admit(), Admission::Probe);
+            }
+            prop_assert_eq!(b.admit(), Admission::No, "exactly {} probes", probes);
+            let mut failed = 0u32;
+            for (k, &fail) in outcomes.iter().take(probes as usize).enumerate() {
+                b.record_call(true, Duration::ZERO, fail);
+                failed += u32::from(fail);
+                let certain = f64::from(failed) / f64::from(probes) >= threshold;
+                let all_in = k as u32 + 1 == probes;
+                let expected = if certain {
+                    BreakerState::Open
+                } else if all_in {
+                    BreakerState::Closed
+                } else {
+                    BreakerState::HalfOpen
+                };
+                prop_assert_eq!(b.state(), expected, "after probe {} ({} failed)", k + 1, failed);
+                if expected != BreakerState::HalfOpen {
+                    break;
+                }
+            }
+        }
+
+        /// A time window forgets calls older than its span: old failures
+        /// never add up with new ones.
+        #[test]
+        fn a_time_window_forgets_old_failures(minimum in 2u32..50, span_ms in 10u64..10_000) {
+            let span = Duration::from_millis(span_ms);
+            let cfg = BreakerConfig {
+                window_duration: Some(span),
+                minimum_calls: minimum,
+                ..BreakerConfig::default()
+            };
+            let (clock, b) = rate_breaker(cfg);
+            for _ in 1..minimum {
+                b.record_call(false, Duration::ZERO, true);
+            }
+            clock.advance(span + span / 10);
+            for _ in 1..minimum {
+                b.record_call(false, Duration::ZERO, true);
+            }
+            prop_assert_eq!(b.state(), BreakerState::Closed, "the first failures were forgotten");
+            b.record_call(false, Duration::ZERO, true);
+            prop_assert_eq!(b.state(), BreakerState::Open);
+        }
+    }
+
+    /// Share of time a group with the default breaker admits new requests,
+    /// simulated on a manual clock: 2 workers each finishing a 20 µs call
+    /// every 20 µs (100,000 calls a second), a queue of 256 kept full by
+    /// eager submitters, transient failures at rate `p`, `seconds` long.
+    fn availability(cfg: BreakerConfig, p: f64, seconds: u64, seed: u64) -> f64 {
+        let (clock, b) = rate_breaker(cfg);
+        let step = Duration::from_micros(10);
+        let mut rng = seed | 1;
+        let mut fails = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            ((rng >> 11) as f64 / (1u64 << 53) as f64) < p
+        };
+        let mut queue: std::collections::VecDeque<bool> = Default::default();
+        let steps = seconds * 100_000;
+        let mut available = 0u64;
+        for _ in 0..steps {
+            let mut first = true;
+            while queue.len() < 256 {
+                let a = b.admit();
+                if first && a != Admission::No {
+                    available += 1;
+                }
+                first = false;
+                match a {
+                    Admission::No => break,
+                    Admission::Probe => queue.push_front(true), // the front lane
+                    Admission::Yes => queue.push_back(false),
+                }
+            }
+            if first {
+                available += 1; // the queue was full, the breaker closed
+            }
+            if let Some(probe) = queue.pop_front() {
+                b.record_call(probe, Duration::from_micros(20), fails());
+            }
+            clock.advance(step);
+        }
+        available as f64 / steps as f64
+    }
+
+    /// The property the consecutive breaker broke: with the defaults and a
+    /// steady 6 % (and up to 30 %) rate of transient failures, a group
+    /// admits new requests at least 99 % of the time.
+    #[test]
+    fn noisy_but_working_devices_stay_available() {
+        let rate = BreakerConfig::default;
+        for (p, seed) in [(0.06, 1), (0.15, 2), (0.30, 3)] {
+            let a = availability(rate(), p, 10, seed);
+            assert!(a >= 0.99, "{:.1} % available at p = {p}", a * 100.0);
+        }
+        // A dead device is not: the breaker opens and stays open but for
+        // its probes.
+        assert!(availability(rate(), 1.0, 10, 4) < 0.01);
+        // The streak breaker, same simulation: five failures in a row
+        // happen several times a second at 15 %.
+        let streak = BreakerConfig {
+            mode: BreakerMode::Consecutive,
+            ..rate()
+        };
+        let a = availability(streak, 0.15, 10, 2);
+        assert!(a < 0.5, "the consecutive breaker was {:.1} % available", a * 100.0);
+    }
 }
