@@ -795,6 +795,10 @@ mod tests {
             ..rate()
         };
         let a = availability(streak, 0.15, 10, 2);
-        assert!(a < 0.5, "the consecutive breaker was {:.1} % available", a * 100.0);
+        assert!(
+            a < 0.5,
+            "the consecutive breaker was {:.1} % available",
+            a * 100.0
+        );
     }
 }
