@@ -326,3 +326,63 @@ fn the_breaker_settings_read_from_yaml_and_bad_ones_name_the_field() {
         ),
     ]);
 }
+
+#[test]
+fn a_blocked_submitter_waits_for_room_in_an_open_group_when_all_are_open() {
+    let gate = Gate::new();
+    let pool = {
+        let gate = gate.clone();
+        Pool::builder()
+            .clock(Arc::new(ManualClock::new()))
+            .retry(RetryPolicy {
+                max_attempts: 1,
+                ..RetryPolicy::default()
+            })
+            .group(
+                GroupConfig::new("npu")
+                    .workers(1)
+                    .pin(false)
+                    .capacity(1)
+                    .breaker(small_window(3)),
+                move |_: &WorkerInfo| {
+                    let gate = gate.clone();
+                    Ok(move |x: &u32| -> Result<u32, SessionError> {
+                        match *x {
+                            0 => gate.pass(),
+                            f if f >= 100 => return Err(SessionError::transient("injected")),
+                            _ => {}
+                        }
+                        Ok(*x)
+                    })
+                },
+            )
+            .build()
+            .unwrap()
+    };
+    for f in 100..103 {
+        assert!(pool.submit(Request::new(f)).unwrap().wait().is_err());
+    }
+    assert_eq!(pool.stats().groups[0].breaker.state, BreakerState::Open);
+    // The worker blocks; one request fills the queue.
+    let blocked = pool.submit(Request::new(0)).unwrap();
+    gate.wait_reached();
+    let queued = pool.submit(Request::new(1)).unwrap();
+    assert_eq!(
+        pool.try_submit(Request::new(2)).unwrap_err().refusal(),
+        &Refusal::Full {
+            priority: accelpool::Priority::Normal
+        },
+        "full, not unavailable: the open group still takes work"
+    );
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| pool.submit(Request::new(2)).unwrap().wait().unwrap());
+        gate.open_one();
+        // Whether it found the queue still full (and waited) or not, it
+        // is taken by the open group, never refused.
+        assert_eq!(waiter.join().unwrap(), 2);
+    });
+    assert_eq!(blocked.wait().unwrap(), 0);
+    assert_eq!(queued.wait().unwrap(), 1);
+    assert_eq!(pool.stats().groups[0].breaker.overridden, 3, "0, 1 and 2");
+    assert_accounting(&pool.shutdown(LONG).stats);
+}

@@ -181,22 +181,34 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
     ) -> Result<usize, (Job<I, O>, Refusal)> {
         loop {
             // Waiting for room, a request may go to any healthy group that
-            // takes its input and whose breaker is not open.
+            // takes its input and whose breaker is not open (or, when all
+            // are open and the policy is `least_bad`, to any of them).
             let who = Eligibility {
                 only: job.only_group(),
                 failed: 0,
                 same_group_fallback: true,
             };
-            let route: Vec<u8> = router::candidates(self, who)
+            let takes_it: Vec<u8> = router::candidates(self, who)
                 .as_slice()
                 .iter()
                 .copied()
                 .filter(|&gi| {
-                    let g = &self.groups[gi as usize];
-                    g.breaker().state() != BreakerState::Open
-                        && g.factory().validate(job.input()).is_ok()
+                    self.groups[gi as usize]
+                        .factory()
+                        .validate(job.input())
+                        .is_ok()
                 })
                 .collect();
+            let not_open =
+                |&gi: &u8| self.groups[gi as usize].breaker().state() != BreakerState::Open;
+            let route: Vec<u8> = if takes_it.iter().any(not_open) {
+                takes_it.into_iter().filter(not_open).collect()
+            } else if self.when_all_open == AllOpenPolicy::LeastBad {
+                // All open: wait for room in any of them (see `offer`).
+                takes_it
+            } else {
+                Vec::new()
+            };
             if route.is_empty() {
                 return Err((job, Refusal::Unavailable));
             }
@@ -225,6 +237,9 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
             match op.send(g.levels().sender(job.priority()), job) {
                 Ok(()) => {
                     g.count(Event::Accepted);
+                    if g.breaker().state() == BreakerState::Open {
+                        g.breaker().note_override();
+                    }
                     return Ok(gi);
                 }
                 Err(e) => job = e.into_inner(),
