@@ -24,6 +24,54 @@ fn small_window(calls: u32) -> BreakerConfig {
     }
 }
 
+/// One group whose session blocks input `i` on `gates[i]`, fails inputs of
+/// 100 and more (transient), reports every other input it runs on `ran`,
+/// and returns it; no retries.
+fn gated_pool(
+    clock: &ManualClock,
+    workers: usize,
+    capacity: usize,
+    gates: &[Gate],
+    ran: crossbeam_channel::Sender<u32>,
+) -> Pool<u32, u32> {
+    let gates = gates.to_vec();
+    Pool::builder()
+        .clock(Arc::new(clock.clone()))
+        .retry(RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        })
+        .group(
+            GroupConfig::new("npu")
+                .workers(workers)
+                .pin(false)
+                .capacity(capacity)
+                .breaker(small_window(3)),
+            move |_: &WorkerInfo| {
+                let (gates, ran) = (gates.clone(), ran.clone());
+                Ok(move |x: &u32| -> Result<u32, SessionError> {
+                    match *x as usize {
+                        i if i < gates.len() => gates[i].pass(),
+                        f if f >= 100 => return Err(SessionError::transient("injected")),
+                        _ => {}
+                    }
+                    let _ = ran.send(*x);
+                    Ok(*x)
+                })
+            },
+        )
+        .build()
+        .unwrap()
+}
+
+/// Opens the pool's breaker (window of 3) with three failing calls.
+fn open_breaker(pool: &Pool<u32, u32>) {
+    for f in 100..103 {
+        assert!(pool.submit(Request::new(f)).unwrap().wait().is_err());
+    }
+    assert_eq!(pool.stats().groups[0].breaker.state, BreakerState::Open);
+}
+
 #[test]
 fn a_dead_device_stops_taking_work_after_the_minimum_calls_and_traffic_fails_over() {
     let clock = ManualClock::new();
@@ -92,43 +140,11 @@ fn a_probe_is_taken_before_the_work_queued_while_the_breaker_was_open() {
     let clock = ManualClock::new();
     let (ran_tx, ran_rx) = unbounded();
     let gates = [Gate::new(), Gate::new()];
-    let pool = {
-        let gates = gates.clone();
-        Pool::builder()
-            .clock(Arc::new(clock.clone()))
-            .retry(RetryPolicy {
-                max_attempts: 1,
-                ..RetryPolicy::default()
-            })
-            .group(
-                GroupConfig::new("npu")
-                    .workers(2)
-                    .pin(false)
-                    .capacity(16)
-                    .breaker(small_window(3)),
-                move |_: &WorkerInfo| {
-                    let (gates, ran_tx) = (gates.clone(), ran_tx.clone());
-                    Ok(move |x: &u32| -> Result<u32, SessionError> {
-                        match *x {
-                            0 | 1 => gates[*x as usize].pass(),
-                            f if f >= 100 => return Err(SessionError::transient("injected")),
-                            _ => {}
-                        }
-                        ran_tx.send(*x).unwrap();
-                        Ok(*x)
-                    })
-                },
-            )
-            .build()
-            .unwrap()
-    };
+    let pool = gated_pool(&clock, 2, 16, &gates, ran_tx);
     // Worker A blocks on gate 0; worker B fails three calls: open.
     let blocked_a = pool.submit(Request::new(0)).unwrap();
     gates[0].wait_reached();
-    for f in 100..103 {
-        assert!(pool.submit(Request::new(f)).unwrap().wait().is_err());
-    }
-    assert_eq!(pool.stats().groups[0].breaker.state, BreakerState::Open);
+    open_breaker(&pool);
     // The only group is open, so requests still come in (least bad), as
     // plain work: worker B blocks on gate 1, three more wait in the queue.
     let blocked_b = pool.submit(Request::new(1)).unwrap();
@@ -330,39 +346,15 @@ fn the_breaker_settings_read_from_yaml_and_bad_ones_name_the_field() {
 #[test]
 fn a_blocked_submitter_waits_for_room_in_an_open_group_when_all_are_open() {
     let gate = Gate::new();
-    let pool = {
-        let gate = gate.clone();
-        Pool::builder()
-            .clock(Arc::new(ManualClock::new()))
-            .retry(RetryPolicy {
-                max_attempts: 1,
-                ..RetryPolicy::default()
-            })
-            .group(
-                GroupConfig::new("npu")
-                    .workers(1)
-                    .pin(false)
-                    .capacity(1)
-                    .breaker(small_window(3)),
-                move |_: &WorkerInfo| {
-                    let gate = gate.clone();
-                    Ok(move |x: &u32| -> Result<u32, SessionError> {
-                        match *x {
-                            0 => gate.pass(),
-                            f if f >= 100 => return Err(SessionError::transient("injected")),
-                            _ => {}
-                        }
-                        Ok(*x)
-                    })
-                },
-            )
-            .build()
-            .unwrap()
-    };
-    for f in 100..103 {
-        assert!(pool.submit(Request::new(f)).unwrap().wait().is_err());
-    }
-    assert_eq!(pool.stats().groups[0].breaker.state, BreakerState::Open);
+    let (ran_tx, _ran) = unbounded();
+    let pool = gated_pool(
+        &ManualClock::new(),
+        1,
+        1,
+        std::slice::from_ref(&gate),
+        ran_tx,
+    );
+    open_breaker(&pool);
     // The worker blocks; one request fills the queue.
     let blocked = pool.submit(Request::new(0)).unwrap();
     gate.wait_reached();
