@@ -74,20 +74,21 @@ mod policy;
 mod pool;
 
 pub use crate::config::{
-    ranges, AllOpenPolicy, BackendConfig, BreakerConfig, BreakerMode, ConfigError,
+    ranges, AllOpenPolicy, BackendConfig, BatchingConfig, BreakerConfig, BreakerMode, ConfigError,
     DeadLetterConfig, GroupConfig, LevelCapacity, MemoryConfig, OverflowPolicy, PoolConfig,
-    RetryPolicy, ScalingConfig, MAX_ATTEMPTS, MAX_BREAKER_WINDOW, MAX_CAPACITY, MAX_CONFIG_BYTES,
-    MAX_CONFIG_DEPTH, MAX_DEAD_LETTERS, MAX_HALF_OPEN_CALLS, MAX_WARMUP, MAX_WORKERS,
-    TIME_WINDOW_BUCKETS,
+    RetryPolicy, ScalingConfig, MAX_ATTEMPTS, MAX_BATCH_SIZE, MAX_BREAKER_WINDOW, MAX_CAPACITY,
+    MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_DEAD_LETTERS, MAX_HALF_OPEN_CALLS, MAX_WARMUP,
+    MAX_WORKERS, TIME_WINDOW_BUCKETS,
 };
 pub use crate::core::{
-    AttemptError, BreakerState, BreakerStats, CancelReason, Clock, CountsSnapshot, DeadLetter,
-    DeadLetterStats, ErrorKind, FailureRecord, GroupStats, Health, HealthSummary, InputError,
-    LatencySnapshot, ManualClock, ManualProbe, MemoryProbe, MemorySample, MemoryStats, Percentiles,
-    PoolStats, PressureAction, PressureEvent, PressureLevel, Priority, QueueDepth, Refusal,
-    ReloadReport, ReplayError, Request, RunContext, Session, SessionError, SessionFactory,
-    ShutdownReport, Status, SubmitError, SysinfoProbe, SystemClock, TaskError, TaskHandle,
-    Transition, WindowStats, WorkerInfo, WorkerStats, MAX_GROUPS,
+    AttemptError, BatchItem, BatchResult, BatchStats, BreakerState, BreakerStats, CancelReason,
+    Clock, CountsSnapshot, DeadLetter, DeadLetterStats, ErrorKind, FailureRecord, GroupStats,
+    Health, HealthSummary, InputError, LatencySnapshot, ManualClock, ManualProbe, MemoryProbe,
+    MemorySample, MemoryStats, Percentiles, PoolStats, PressureAction, PressureEvent,
+    PressureLevel, Priority, QueueDepth, Refusal, ReloadReport, ReplayError, Request, RunContext,
+    Session, SessionError, SessionFactory, ShutdownReport, Status, SubmitError, SysinfoProbe,
+    SystemClock, TaskError, TaskHandle, Transition, WindowStats, WorkerInfo, WorkerStats,
+    MAX_GROUPS,
 };
 pub use crate::policy::{Admission, CircuitBreaker, DeadLetterQueue};
 pub use crate::pool::{BuildError, NamedFactory, Pool, PoolBuilder};

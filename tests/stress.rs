@@ -12,8 +12,8 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use accelpool::{
-    BreakerConfig, CountsSnapshot, GroupConfig, Pool, Priority, Refusal, Request, RetryPolicy,
-    RunContext, Session, SessionError, TaskError, TaskHandle, WorkerInfo,
+    BatchingConfig, BreakerConfig, CountsSnapshot, GroupConfig, Pool, Priority, Refusal, Request,
+    RetryPolicy, RunContext, Session, SessionError, TaskError, TaskHandle, WorkerInfo,
 };
 use common::{assert_accounting, quiet_injected_panics};
 
@@ -105,7 +105,14 @@ fn round(seed: u64, shutdown_after: Duration, drain: Duration) -> Tally {
                     .priority(8)
                     .workers(1)
                     .capacity(8)
-                    .pin(false),
+                    .pin(false)
+                    // Every other round batches: the same faults, the same
+                    // accounting, with several requests per call.
+                    .batching(BatchingConfig {
+                        max_batch_size: if seed % 2 == 1 { 4 } else { 1 },
+                        max_queue_delay: Duration::from_micros(50),
+                        preferred_batch_sizes: vec![],
+                    }),
                 |_: &WorkerInfo| Ok(Chaos),
             )
             .group(

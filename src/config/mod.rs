@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod batching;
 mod breaker;
 mod memory;
 #[cfg(feature = "openvino")]
@@ -18,6 +19,7 @@ pub mod ranges;
 mod yaml_guard;
 
 pub use crate::core::LevelCapacity;
+pub use batching::{BatchingConfig, MAX_BATCH_SIZE};
 pub use breaker::{
     AllOpenPolicy, BreakerConfig, BreakerMode, MAX_BREAKER_WINDOW, MAX_HALF_OPEN_CALLS,
     TIME_WINDOW_BUCKETS,
@@ -96,6 +98,9 @@ pub struct GroupConfig {
     /// Load scaling between `min_workers` and `workers`.
     #[serde(default)]
     pub scaling: ScalingConfig,
+    /// Dynamic batching (off by default).
+    #[serde(default)]
+    pub batching: BatchingConfig,
     /// Queue capacity per priority level.
     #[serde(default)]
     pub capacity: LevelCapacity,
@@ -203,6 +208,7 @@ impl GroupConfig {
             workers: defaults::workers(),
             min_workers: defaults::workers(),
             scaling: ScalingConfig::default(),
+            batching: BatchingConfig::default(),
             capacity: LevelCapacity::default(),
             spin_before_park: defaults::spin(),
             warmup: 0,
@@ -246,6 +252,12 @@ impl GroupConfig {
     /// Sets load scaling.
     pub fn scaling(mut self, s: ScalingConfig) -> Self {
         self.scaling = s;
+        self
+    }
+
+    /// Sets dynamic batching.
+    pub fn batching(mut self, b: BatchingConfig) -> Self {
+        self.batching = b;
         self
     }
 
@@ -324,6 +336,7 @@ impl GroupConfig {
             ranges::IDLE_TIMEOUT,
         )?;
         self.breaker.validate(&format!("{path}.breaker"))?;
+        self.batching.validate(&format!("{path}.batching"))?;
         if let Some(b) = &self.backend {
             b.validate(&format!("{path}.backend"))?;
         }

@@ -16,6 +16,7 @@
 //! | `groups[].breaker.healthy_reset_after` | 1ms ..= 1day |
 //! | `retry.initial_backoff` | 0 ..= 1h |
 //! | `retry.max_backoff` | 0 ..= 1h |
+//! | `groups[].batching.max_queue_delay` | 0 ..= 1s |
 //! | `memory.sample_interval` | 1ms ..= 1h |
 
 #![forbid(unsafe_code)]
@@ -51,6 +52,8 @@ pub const BREAKER_WINDOW: RangeInclusive<Duration> = ms(10)..=HOUR;
 pub const SLOW_CALL: RangeInclusive<Duration> = Duration::from_micros(1)..=HOUR;
 /// `groups[].breaker.healthy_reset_after`.
 pub const BREAKER_HEALTHY_RESET: RangeInclusive<Duration> = ms(1)..=DAY;
+/// `groups[].batching.max_queue_delay`.
+pub const MAX_QUEUE_DELAY: RangeInclusive<Duration> = Duration::ZERO..=ms(1000);
 /// `memory.sample_interval`.
 pub const SAMPLE_INTERVAL: RangeInclusive<Duration> = ms(1)..=HOUR;
 

@@ -80,6 +80,9 @@ pub struct AttemptError {
     pub worker: usize,
     /// What went wrong.
     pub error: SessionError,
+    /// Requests in the call it ran in (1 unbatched, 0 when it failed
+    /// outside any call: routing, a reload).
+    pub batch: usize,
     /// When the attempt failed.
     pub at: SystemTime,
 }

@@ -9,13 +9,13 @@ use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use serde::Serialize;
 
-fn histogram() -> Histogram<u64> {
+pub(super) fn histogram() -> Histogram<u64> {
     // 1 ns .. 1 hour at 2 significant digits: a few KiB per histogram.
     Histogram::new_with_bounds(1, 3_600_000_000_000, 2).expect("valid histogram bounds")
 }
 
 #[inline]
-fn record(h: &mut Histogram<u64>, d: Duration) {
+pub(super) fn record(h: &mut Histogram<u64>, d: Duration) {
     let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1);
     h.saturating_record(ns);
 }

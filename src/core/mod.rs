@@ -4,6 +4,7 @@
 //! ledger, refusals, dead letters, memory readings, and the serializable
 //! snapshot types the stats are made of.
 
+mod batches;
 mod clock;
 mod counters;
 mod handle;
@@ -17,6 +18,8 @@ mod session;
 mod snapshot;
 pub(crate) mod sync;
 
+pub use batches::BatchStats;
+pub(crate) use batches::Batches;
 pub(crate) use clock::{checked_deadline, saturating_add, Timebase};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use counters::CountsSnapshot;
@@ -34,7 +37,10 @@ pub use priority::{LevelCapacity, Priority};
 pub use refusal::{InputError, Refusal, ReplayError, SubmitError};
 pub(crate) use request::Job;
 pub use request::{Request, MAX_GROUPS};
-pub use session::{ErrorKind, RunContext, Session, SessionError, SessionFactory, WorkerInfo};
+pub use session::{
+    BatchItem, BatchResult, ErrorKind, RunContext, Session, SessionError, SessionFactory,
+    WorkerInfo,
+};
 pub use snapshot::{
     BreakerState, BreakerStats, DeadLetterStats, FailureRecord, GroupStats, Health, HealthSummary,
     MemoryStats, PoolStats, QueueDepth, ReloadReport, ShutdownReport, Transition, WindowStats,

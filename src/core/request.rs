@@ -309,6 +309,7 @@ impl<I, O> Job<I, O> {
             group,
             worker: 0,
             error,
+            batch: 0,
             at: std::time::SystemTime::now(),
         });
     }

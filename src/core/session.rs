@@ -119,6 +119,7 @@ pub struct RunContext<'a> {
     pub(crate) attempt: u32,
     pub(crate) deadline: Option<Instant>,
     pub(crate) request_id: u64,
+    pub(crate) batch: usize,
 }
 
 impl RunContext<'_> {
@@ -142,7 +143,25 @@ impl RunContext<'_> {
     pub fn request_id(&self) -> u64 {
         self.request_id
     }
+
+    /// Requests in the call this one runs in: 1 unless the group batches.
+    pub fn batch_size(&self) -> usize {
+        self.batch
+    }
 }
+
+/// One request of a batch: its input and its context.
+#[derive(Debug)]
+pub struct BatchItem<'a, I> {
+    /// The input.
+    pub input: &'a I,
+    /// Its context (attempt, deadline, cancel flag, the batch's size).
+    pub ctx: RunContext<'a>,
+}
+
+/// What a batch call returns: one result per request, in order; or an error
+/// of the whole call.
+pub type BatchResult<O> = Result<Vec<Result<O, SessionError>>, SessionError>;
 
 /// One live inference session, owned by one worker for its whole life.
 ///
@@ -163,6 +182,17 @@ pub trait Session<I, O> {
     /// times as the group's `warmup` setting says). Does nothing by default.
     fn warmup(&mut self) -> Result<(), SessionError> {
         Ok(())
+    }
+
+    /// Runs several requests in one call (the group's `batching` is on and
+    /// the factory's [`batch_key`](SessionFactory::batch_key) put them
+    /// together): one result per request, in order. A per-request `Err`
+    /// fails only that request. An `Err` of the whole call fails the batch
+    /// as one: a permanent error makes the runtime run each request alone
+    /// to find the one at fault; any other error retries each on its own.
+    /// The default runs the requests one by one through [`Session::run`].
+    fn run_batch(&mut self, batch: &[BatchItem<'_, I>]) -> BatchResult<O> {
+        Ok(batch.iter().map(|b| self.run(b.input, &b.ctx)).collect())
     }
 }
 
@@ -216,6 +246,14 @@ pub trait SessionFactory<I, O>: Send + Sync + 'static {
     /// precision it computes in). Empty by default.
     fn describe(&self) -> Vec<(String, String)> {
         Vec::new()
+    }
+
+    /// Which queued requests may share a batch: those with equal keys
+    /// (for a tensor model, the same shapes but the batch dimension).
+    /// `None` runs the request alone. All requests are compatible by default.
+    fn batch_key(&self, input: &I) -> Option<u64> {
+        let _ = input;
+        Some(0)
     }
 }
 

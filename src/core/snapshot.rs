@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use super::batches::BatchStats;
 use super::counters::CountsSnapshot;
 use super::latency::LatencySnapshot;
 use super::memory::{MemorySample, PressureLevel};
@@ -205,6 +206,8 @@ pub struct GroupStats {
     pub counts: CountsSnapshot,
     /// Latencies over the group's workers.
     pub latency: LatencySnapshot,
+    /// Its batches, when the group batches.
+    pub batching: Option<BatchStats>,
     /// Per active worker.
     pub workers: Vec<WorkerStats>,
 }

@@ -146,7 +146,7 @@ pub(crate) fn stop<I: Send + Sync + 'static, O: Send + 'static>(
                 report.workers_joined += 1;
             } else {
                 report.workers_detached += 1;
-                if let Some(job) = w.state().take_over(g.healthy_workers()) {
+                for job in w.state().take_over(g.healthy_workers()) {
                     if leftover(job) {
                         report.leftover_running += 1;
                     }

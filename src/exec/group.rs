@@ -17,7 +17,7 @@ use super::worker::{self, WorkerCtx, WorkerStart};
 use super::worker_state::{HealthyWorkers, WorkerState};
 use crate::config::GroupConfig;
 use crate::core::{
-    Clock, Counter, Counts, CountsSnapshot, Event, GroupStats, Job, Latencies, QueueDepth,
+    Batches, Clock, Counter, Counts, CountsSnapshot, Event, GroupStats, Job, Latencies, QueueDepth,
     SessionError, SessionFactory,
 };
 use crate::policy::CircuitBreaker;
@@ -256,8 +256,25 @@ impl<I, O> Group<I, O> {
                     .map(|w| w.state.latency())
                     .chain(retired.iter().map(|w| w.latency())),
             ),
+            batching: self.config.batching.enabled().then(|| {
+                Batches::snapshot(
+                    self.config.batching.max_batch_size,
+                    workers
+                        .iter()
+                        .filter_map(|w| w.state.batches())
+                        .chain(retired.iter().filter_map(|w| w.batches())),
+                )
+            }),
             workers: per_worker,
         }
+    }
+
+    /// True when another running worker of the group than `me` is idle
+    /// (not in a call): a request arriving now would be taken at once.
+    pub(super) fn has_idle_worker_besides(&self, me: &WorkerState<I, O>) -> bool {
+        self.workers.lock().iter().any(|w| {
+            !std::ptr::eq(&**w.state(), me) && w.state().is_active() && !w.state().is_busy()
+        })
     }
 
     /// Every worker's latencies (replaced ones included), for a pool-wide
@@ -287,7 +304,8 @@ pub(crate) fn spawn_worker<I: Send + Sync + 'static, O: Send + 'static>(
     shares_core: bool,
     ready: Option<ReadyTx>,
 ) -> std::io::Result<WorkerThread<I, O>> {
-    let me = Arc::new(WorkerState::new(index, core, shares_core));
+    let max_batch = ctx.group.config().batching.max_batch_size;
+    let me = Arc::new(WorkerState::new(index, core, shares_core, max_batch));
     let (control_tx, control_rx) = bounded(1);
     let (exited_tx, exited_rx) = bounded(0);
     let start = WorkerStart {

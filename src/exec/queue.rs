@@ -95,10 +95,27 @@ impl<T> Levels<T> {
     pub(crate) fn try_take(&self) -> Option<T> {
         try_take(&self.rx)
     }
+
+    /// Takes the highest-priority request waiting at level `p` or above
+    /// (probes first), without blocking: how a batch fills.
+    #[inline]
+    pub(crate) fn try_take_at_least(&self, p: Priority) -> Option<T> {
+        try_take(&self.rx[..=p.index() + 1])
+    }
+
+    /// Blocks until a request at level `p` or above is waiting, or
+    /// `deadline` passes; true if one is.
+    pub(crate) fn wait_at_least(&self, p: Priority, deadline: Instant) -> bool {
+        let mut sel = Select::new();
+        for r in &self.rx[..=p.index() + 1] {
+            sel.recv(r);
+        }
+        sel.ready_deadline(deadline).is_ok()
+    }
 }
 
 #[inline]
-fn try_take<T>(rx: &[Receiver<T>; LANES]) -> Option<T> {
+fn try_take<T>(rx: &[Receiver<T>]) -> Option<T> {
     rx.iter().find_map(|r| r.try_recv().ok())
 }
 

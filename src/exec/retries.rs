@@ -94,8 +94,8 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Retries<I, O> {
         let _ = self.tx.send(Msg::Stop);
     }
 
-    /// Finishes a failed attempt of `job` on `group`'s worker `me`, a call
-    /// that ran for `elapsed`.
+    /// Finishes a failed attempt of `job` on `group`'s worker `me`, in a
+    /// call of `batch` requests that ran for `elapsed`.
     pub(crate) fn failed_attempt(
         &self,
         group: &Group<I, O>,
@@ -103,6 +103,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Retries<I, O> {
         mut job: Job<I, O>,
         error: SessionError,
         elapsed: Duration,
+        batch: usize,
     ) {
         me.count(Event::FailedAttempt);
         let cancelled = error.kind() == ErrorKind::Cancelled || job.slot().is_cancel_requested();
@@ -112,6 +113,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Retries<I, O> {
             group: Arc::clone(group.name()),
             worker: me.index(),
             error: error.clone(),
+            batch,
             at: SystemTime::now(),
         };
         job.failed_on(group.index(), attempt);

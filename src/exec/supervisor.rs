@@ -225,9 +225,10 @@ fn check_health<I: Send + Sync + 'static, O: Send + 'static>(sup: &Supervised<I,
             if since == 0 || now.saturating_sub(since) <= timeout {
                 continue;
             }
-            let Some(job) = state.take_over_stuck(since, g.healthy_workers()) else {
+            let jobs = state.take_over_stuck(since, g.healthy_workers());
+            if jobs.is_empty() {
                 continue;
-            };
+            }
             g.note_stuck();
             log::warn!(
                 "group `{}` worker {}: call running over {:?}; failing its request over and replacing the worker",
@@ -258,8 +259,11 @@ fn check_health<I: Send + Sync + 'static, O: Send + 'static>(sup: &Supervised<I,
                     g.config().call_timeout
                 ),
             );
-            let ran = g.config().call_timeout;
-            sup.retries.failed_attempt(g, old.state(), job, error, ran);
+            let (ran, batch) = (g.config().call_timeout, jobs.len());
+            for job in jobs {
+                sup.retries
+                    .failed_attempt(g, old.state(), job, error.clone(), ran, batch);
+            }
             g.retire(Arc::clone(old.state()));
             // The thread is not joined: it may never return.
             old.detach();

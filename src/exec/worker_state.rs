@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use parking_lot::Mutex;
 
 use super::park::ParkReasons;
-use crate::core::{Counter, Counts, CountsSnapshot, Event, Job, Latencies, WorkerStats};
+use crate::core::{Batches, Counter, Counts, CountsSnapshot, Event, Job, Latencies, WorkerStats};
 
 /// How many workers of a group are healthy: the router skips the group at
 /// zero. Moved only by a worker's own health transitions
@@ -38,7 +38,9 @@ pub(crate) struct WorkerState<I, O> {
     session_builds: Counter,
     build_failures: Counter,
     panics: Counter,
-    /// The request being run, so a stuck call can be taken over.
+    /// Its batches, when the group batches.
+    batches: Option<Batches>,
+    /// The requests being run, so a stuck call can be taken over.
     current: Mutex<Current<I, O>>,
     /// Clock nanoseconds since the pool's epoch at which the current call
     /// started; 0 when idle. The heartbeat the supervisor reads.
@@ -58,12 +60,15 @@ pub(crate) struct WorkerState<I, O> {
 }
 
 impl<I, O> WorkerState<I, O> {
+    /// `max_batch`: the group's `max_batch_size` (1: no batching).
     pub(crate) fn new(
         index: usize,
         core: Option<core_affinity::CoreId>,
         shares_core: bool,
+        max_batch: u32,
     ) -> Self {
         Self {
+            batches: (max_batch > 1).then(|| Batches::new(max_batch)),
             index,
             core,
             shares_core,
@@ -75,7 +80,7 @@ impl<I, O> WorkerState<I, O> {
             build_failures: Counter::default(),
             panics: Counter::default(),
             current: Mutex::new(Current {
-                job: None,
+                jobs: Vec::new(),
                 taken_over: false,
             }),
             busy_since: AtomicU64::new(0),
@@ -203,34 +208,39 @@ impl<I, O> WorkerState<I, O> {
         self.park.none()
     }
 
-    /// Records the request this worker starts running. False if the worker
-    /// was taken over: it must not run the request.
-    pub(super) fn begin(&self, job: &Job<I, O>) -> bool {
+    /// Records the requests this worker starts running (one, or a batch).
+    /// False if the worker was taken over: it must not run them.
+    pub(super) fn begin(&self, jobs: &[Job<I, O>]) -> bool {
         let mut cur = self.current.lock();
         if cur.taken_over {
             return false;
         }
-        cur.job = Some(job.clone());
+        cur.jobs.extend(jobs.iter().cloned());
         true
     }
 
-    /// Clears the running request; true if the worker was taken over
-    /// meanwhile (its request now belongs to someone else).
+    /// Clears the running requests; true if the worker was taken over
+    /// meanwhile (its requests now belong to someone else).
     pub(super) fn end(&self) -> bool {
         let mut cur = self.current.lock();
-        cur.job = None;
+        cur.jobs.clear();
         cur.taken_over
     }
 
+    /// Its batches, when the group batches.
+    pub(crate) fn batches(&self) -> Option<&Batches> {
+        self.batches.as_ref()
+    }
+
     /// Takes over the worker (shutdown giving up on it, or the supervisor
-    /// replacing it as stuck): returns the request it is running, which the
-    /// caller now answers for. The worker starts no other request and
+    /// replacing it as stuck): returns the requests it is running, which
+    /// the caller now answers for. The worker starts no other request and
     /// treats the result of its current call as late.
-    pub(crate) fn take_over(&self, healthy_workers: &HealthyWorkers) -> Option<Job<I, O>> {
+    pub(crate) fn take_over(&self, healthy_workers: &HealthyWorkers) -> Vec<Job<I, O>> {
         let mut cur = self.current.lock();
         cur.taken_over = true;
         self.set_healthy(false, healthy_workers);
-        cur.job.take()
+        std::mem::take(&mut cur.jobs)
     }
 
     /// Sets this worker's health and keeps its group's count of healthy
@@ -252,14 +262,14 @@ impl<I, O> WorkerState<I, O> {
         &self,
         started: u64,
         healthy_workers: &HealthyWorkers,
-    ) -> Option<Job<I, O>> {
+    ) -> Vec<Job<I, O>> {
         let mut cur = self.current.lock();
-        if cur.job.is_none() || self.busy_since.load(Ordering::Acquire) != started {
-            return None;
+        if cur.jobs.is_empty() || self.busy_since.load(Ordering::Acquire) != started {
+            return Vec::new();
         }
         cur.taken_over = true;
         self.set_healthy(false, healthy_workers);
-        cur.job.take()
+        std::mem::take(&mut cur.jobs)
     }
 
     pub(super) fn set_healthy_unless_taken_over(&self, healthy_workers: &HealthyWorkers) {
@@ -291,11 +301,11 @@ impl<I, O> WorkerState<I, O> {
     }
 }
 
-/// The request a worker is running, and whether it was taken over. Both sit
-/// under one lock, so a take-over either finds the request (and answers for
-/// it) or the worker sees `taken_over` before starting it (and does not run
-/// it): never neither, never both.
+/// The requests a worker is running, and whether it was taken over. Both
+/// sit under one lock, so a take-over either finds the requests (and answers
+/// for them) or the worker sees `taken_over` before starting them (and does
+/// not run them): never neither, never both.
 struct Current<I, O> {
-    job: Option<Job<I, O>>,
+    jobs: Vec<Job<I, O>>,
     taken_over: bool,
 }
