@@ -18,7 +18,10 @@ use parking_lot::Mutex;
 use super::library;
 use super::tensor::{Tensor, TensorData, Tensors};
 use super::OpenVinoConfig;
-use crate::core::{InputError, RunContext, Session, SessionError, SessionFactory, WorkerInfo};
+use crate::core::{
+    BatchItem, BatchResult, InputError, RunContext, Session, SessionError, SessionFactory,
+    WorkerInfo,
+};
 
 /// Why the OpenVINO backend could not start or run.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -257,12 +260,19 @@ impl InputSpec {
         if t.data.element_name() != self.element.data_name() {
             return Err(InputError::new(&self.name, self.describe(), given()));
         }
+        // A model compiled for a fixed batch of more than one also takes a
+        // single row there: it runs in a padded batch.
         let fits = t.shape.len() == self.dims.len()
             && self
                 .dims
                 .iter()
                 .zip(&t.shape)
-                .all(|(d, &g)| d.map_or(g > 0, |d| d == g));
+                .enumerate()
+                .all(|(i, (d, &g))| match d {
+                    None => g > 0,
+                    Some(b) if i == 0 && *b > 1 => g == 1 || g == *b,
+                    Some(d) => *d == g,
+                });
         if !fits {
             return Err(InputError::new(&self.name, self.describe(), given()));
         }
@@ -659,6 +669,26 @@ impl SessionFactory<Tensors, Tensors> for OpenVinoFactory {
         ]
     }
 
+    /// Requests batch together along dimension 0 when each brings one row
+    /// (dimension 0 of 1) of every input, and the other dimensions and the
+    /// element types agree. A model whose batch dimension is fixed at 1
+    /// does not batch.
+    fn batch_key(&self, input: &Tensors) -> Option<u64> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for spec in self.inputs.iter() {
+            if spec.dims.first() == Some(&Some(1)) {
+                return None;
+            }
+            let t = find_input(input, spec, self.inputs.len())?;
+            if t.shape.first() != Some(&1) {
+                return None;
+            }
+            (&spec.name, &t.shape[1..], t.data.element_name()).hash(&mut h);
+        }
+        Some(h.finish())
+    }
+
     fn validate(&self, input: &Tensors) -> Result<(), InputError> {
         for spec in self.inputs.iter() {
             let t = find_input(input, spec, self.inputs.len()).ok_or_else(|| {
@@ -710,70 +740,184 @@ pub struct OpenVinoSession {
 }
 
 impl OpenVinoSession {
+    /// The input tensor `i` bound to the request with `shape`: the one
+    /// already bound when the shape is the same, a new one otherwise.
+    fn bind(&mut self, i: usize, shape: &[usize]) -> Result<&mut OvTensor, OpenVinoError> {
+        let stale = self.bound[i]
+            .as_ref()
+            .is_none_or(|(bound, _)| bound != shape);
+        if stale {
+            let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+            let ov_shape = Shape::new(&dims).map_err(OpenVinoError::call("make a shape"))?;
+            let ov = OvTensor::new(self.inputs[i].element.to_openvino(), &ov_shape)
+                .map_err(OpenVinoError::call("allocate an input tensor"))?;
+            self.request
+                .set_input_tensor_by_index(i, &ov)
+                .map_err(OpenVinoError::call("bind an input tensor"))?;
+            self.bound[i] = Some((shape.to_vec(), ov));
+        }
+        Ok(&mut self.bound[i].as_mut().expect("bound above").1)
+    }
+
     fn infer(&mut self, input: &[Tensor]) -> Result<Tensors, OpenVinoError> {
-        for (i, spec) in self.inputs.iter().enumerate() {
-            let t =
-                find_input(input, spec, self.inputs.len()).ok_or_else(|| OpenVinoError::Call {
-                    step: "find an input",
-                    message: format!("no tensor for input `{}`", spec.name),
-                })?;
-            let stale = self.bound[i]
-                .as_ref()
-                .is_none_or(|(shape, _)| *shape != t.shape);
-            if stale {
-                let dims: Vec<i64> = t.shape.iter().map(|&d| d as i64).collect();
-                let shape = Shape::new(&dims).map_err(OpenVinoError::call("make a shape"))?;
-                let ov = OvTensor::new(spec.element.to_openvino(), &shape)
-                    .map_err(OpenVinoError::call("allocate an input tensor"))?;
-                self.request
-                    .set_input_tensor_by_index(i, &ov)
-                    .map_err(OpenVinoError::call("bind an input tensor"))?;
-                self.bound[i] = Some((t.shape.clone(), ov));
-            }
-            let (_, ov) = self.bound[i].as_mut().expect("bound above");
-            let dst = ov
+        for i in 0..self.inputs.len() {
+            let t = self.find(input, i)?;
+            let element = self.inputs[i].element;
+            let dst = self
+                .bind(i, &t.shape)?
                 .get_raw_data_mut()
                 .map_err(OpenVinoError::call("reach an input's memory"))?;
-            match (spec.element, &t.data) {
-                (Element::F16, TensorData::F32(v)) => {
-                    for (d, x) in dst.chunks_exact_mut(2).zip(v) {
-                        d.copy_from_slice(&half::f16::from_f32(*x).to_ne_bytes());
-                    }
-                }
-                _ => dst.copy_from_slice(t.data.as_bytes()),
-            }
+            write(dst, element, &t.data);
         }
         self.request
             .infer()
             .map_err(OpenVinoError::call("run inference"))?;
-        let mut out = Vec::with_capacity(self.outputs.len());
-        for (i, (name, element)) in self.outputs.iter().enumerate() {
-            let t = self
-                .request
-                .get_output_tensor_by_index(i)
-                .map_err(OpenVinoError::call("read an output"))?;
-            let shape: Vec<usize> = t
-                .get_shape()
-                .map_err(OpenVinoError::call("read an output's shape"))?
-                .get_dimensions()
-                .iter()
-                .map(|&d| d as usize)
-                .collect();
-            let raw = t
-                .get_raw_data()
-                .map_err(OpenVinoError::call("read an output's data"))?;
-            let data = match element {
-                Element::F32 => TensorData::F32(from_bytes(raw, f32::from_ne_bytes)),
-                Element::F16 => TensorData::F32(from_bytes(raw, |b: [u8; 2]| {
-                    half::f16::from_ne_bytes(b).to_f32()
-                })),
-                Element::U8 => TensorData::U8(raw.to_vec()),
-                Element::I32 => TensorData::I32(from_bytes(raw, i32::from_ne_bytes)),
-                Element::I64 => TensorData::I64(from_bytes(raw, i64::from_ne_bytes)),
+        (0..self.outputs.len())
+            .map(|i| {
+                let (shape, data) = self.output(i)?;
+                Ok(Tensor::new(self.outputs[i].0.clone(), shape, data))
+            })
+            .collect()
+    }
+
+    /// Runs requests of one row each as one call along dimension 0: each
+    /// request's data is written straight into its row of the bound input
+    /// (rows past the batch, for a fixed batch size, are zero padding), and
+    /// each output is split back by row.
+    fn infer_batch(&mut self, batch: &[&Tensors]) -> Result<Vec<Tensors>, OpenVinoError> {
+        let n = batch.len();
+        for i in 0..self.inputs.len() {
+            let first = self.find(batch[0], i)?;
+            let rows = match self.inputs[i].dims.first() {
+                Some(Some(fixed)) if *fixed < n => {
+                    return Err(OpenVinoError::Call {
+                        step: "batch the inputs",
+                        message: format!(
+                            "{n} requests do not fit the model's fixed batch size {fixed}"
+                        ),
+                    })
+                }
+                Some(Some(fixed)) => *fixed,
+                _ => n,
             };
-            out.push(Tensor::new(name.clone(), shape, data));
+            let mut shape = first.shape.clone();
+            shape[0] = rows;
+            let element = self.inputs[i].element;
+            let row_elems: usize = first.shape[1..].iter().product();
+            let tensors: Vec<&Tensor> = batch
+                .iter()
+                .map(|r| self.find(r, i))
+                .collect::<Result<_, _>>()?;
+            let dst = self
+                .bind(i, &shape)?
+                .get_raw_data_mut()
+                .map_err(OpenVinoError::call("reach an input's memory"))?;
+            let row_bytes = dst.len() / rows.max(1);
+            for (row, t) in tensors.iter().enumerate() {
+                if t.data.len() != row_elems {
+                    return Err(OpenVinoError::Call {
+                        step: "batch the inputs",
+                        message: format!("request {row} of the batch has another shape"),
+                    });
+                }
+                write(
+                    &mut dst[row * row_bytes..(row + 1) * row_bytes],
+                    element,
+                    &t.data,
+                );
+            }
+            dst[n * row_bytes..].fill(0);
+        }
+        self.request
+            .infer()
+            .map_err(OpenVinoError::call("run inference"))?;
+        let mut out: Vec<Tensors> = (0..n)
+            .map(|_| Vec::with_capacity(self.outputs.len()))
+            .collect();
+        for i in 0..self.outputs.len() {
+            let (shape, data) = self.output(i)?;
+            let rows = shape.first().copied().unwrap_or(0);
+            if rows < n || rows == 0 || data.len() % rows != 0 {
+                return Err(OpenVinoError::Call {
+                    step: "split the outputs",
+                    message: format!(
+                        "output `{}` of shape {shape:?} has no batch dimension to split",
+                        self.outputs[i].0
+                    ),
+                });
+            }
+            let per = data.len() / rows;
+            let mut row_shape = shape.clone();
+            row_shape[0] = 1;
+            for (row, o) in out.iter_mut().enumerate() {
+                let slice = data.slice(row * per..(row + 1) * per);
+                o.push(Tensor::new(
+                    self.outputs[i].0.clone(),
+                    row_shape.clone(),
+                    slice,
+                ));
+            }
         }
         Ok(out)
+    }
+
+    /// True when the model was compiled for a fixed batch of more than one
+    /// (`reshape` with dimension 0 above 1).
+    fn fixed_batch(&self) -> bool {
+        self.inputs
+            .iter()
+            .any(|s| matches!(s.dims.first(), Some(Some(b)) if *b > 1))
+    }
+
+    /// The request's tensor for model input `i`.
+    fn find<'a>(&self, input: &'a [Tensor], i: usize) -> Result<&'a Tensor, OpenVinoError> {
+        let spec = &self.inputs[i];
+        find_input(input, spec, self.inputs.len()).ok_or_else(|| OpenVinoError::Call {
+            step: "find an input",
+            message: format!("no tensor for input `{}`", spec.name),
+        })
+    }
+
+    /// Output `i`: its shape and data.
+    fn output(&self, i: usize) -> Result<(Vec<usize>, TensorData), OpenVinoError> {
+        let element = self.outputs[i].1;
+        let t = self
+            .request
+            .get_output_tensor_by_index(i)
+            .map_err(OpenVinoError::call("read an output"))?;
+        let shape: Vec<usize> = t
+            .get_shape()
+            .map_err(OpenVinoError::call("read an output's shape"))?
+            .get_dimensions()
+            .iter()
+            .map(|&d| d as usize)
+            .collect();
+        let raw = t
+            .get_raw_data()
+            .map_err(OpenVinoError::call("read an output's data"))?;
+        let data = match element {
+            Element::F32 => TensorData::F32(from_bytes(raw, f32::from_ne_bytes)),
+            Element::F16 => TensorData::F32(from_bytes(raw, |b: [u8; 2]| {
+                half::f16::from_ne_bytes(b).to_f32()
+            })),
+            Element::U8 => TensorData::U8(raw.to_vec()),
+            Element::I32 => TensorData::I32(from_bytes(raw, i32::from_ne_bytes)),
+            Element::I64 => TensorData::I64(from_bytes(raw, i64::from_ne_bytes)),
+        };
+        Ok((shape, data))
+    }
+}
+
+/// Writes a request's data into an input's memory, converting `f32` to
+/// `f16` for an `f16` input.
+fn write(dst: &mut [u8], element: Element, data: &TensorData) {
+    match (element, data) {
+        (Element::F16, TensorData::F32(v)) => {
+            for (d, x) in dst.chunks_exact_mut(2).zip(v) {
+                d.copy_from_slice(&half::f16::from_f32(*x).to_ne_bytes());
+            }
+        }
+        _ => dst.copy_from_slice(data.as_bytes()),
     }
 }
 
@@ -786,6 +930,14 @@ fn from_bytes<T, const N: usize>(raw: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T>
 
 impl Session<Tensors, Tensors> for OpenVinoSession {
     fn run(&mut self, input: &Tensors, _ctx: &RunContext<'_>) -> Result<Tensors, SessionError> {
+        // A one-row request to a model compiled for a fixed batch larger
+        // than 1 runs as a batch of one, padded.
+        if self.fixed_batch() && input.iter().all(|t| t.shape.first() == Some(&1)) {
+            return match self.infer_batch(&[input]) {
+                Ok(mut outs) => Ok(outs.pop().expect("one request, one result")),
+                Err(e) => Err(SessionError::transient(e.to_string())),
+            };
+        }
         // Input errors were caught before queueing; what fails here is the
         // runtime, which may work on another try or device.
         self.infer(input)
@@ -795,5 +947,22 @@ impl Session<Tensors, Tensors> for OpenVinoSession {
     fn warmup(&mut self) -> Result<(), SessionError> {
         let inputs = self.warmup.clone().map_err(SessionError::permanent)?;
         self.infer(&inputs).map(drop).map_err(SessionError::from)
+    }
+
+    fn run_batch(&mut self, batch: &[BatchItem<'_, Tensors>]) -> BatchResult<Tensors> {
+        let inputs: Vec<&Tensors> = batch.iter().map(|b| b.input).collect();
+        match self.infer_batch(&inputs) {
+            Ok(outs) => Ok(outs.into_iter().map(Ok).collect()),
+            // The batch as such did not work (a model whose outputs have no
+            // batch dimension, a fixed batch too small): permanent, so the
+            // runtime runs each request alone.
+            Err(
+                e @ OpenVinoError::Call {
+                    step: "batch the inputs" | "split the outputs",
+                    ..
+                },
+            ) => Err(SessionError::permanent(e.to_string())),
+            Err(e) => Err(SessionError::transient(e.to_string())),
+        }
     }
 }

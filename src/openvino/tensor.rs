@@ -51,6 +51,16 @@ impl TensorData {
         }
     }
 
+    /// Elements `range` of the data, of the same type: one row of a batch.
+    pub(crate) fn slice(&self, range: std::ops::Range<usize>) -> TensorData {
+        match self {
+            TensorData::F32(v) => TensorData::F32(v[range].to_vec()),
+            TensorData::U8(v) => TensorData::U8(v[range].to_vec()),
+            TensorData::I32(v) => TensorData::I32(v[range].to_vec()),
+            TensorData::I64(v) => TensorData::I64(v[range].to_vec()),
+        }
+    }
+
     pub(crate) fn as_bytes(&self) -> &[u8] {
         // Plain-old-data element types, viewed as bytes without copying.
         fn bytes<T: bytemuck::Pod>(v: &[T]) -> &[u8] {
