@@ -195,3 +195,33 @@ fn a_fixed_batch_model_pads_a_partial_batch_and_splits_it_back() {
     );
     assert_same(&out, &reference);
 }
+
+#[test]
+fn the_batching_config_file_builds_a_pool_that_batches() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut cfg =
+        accelpool::PoolConfig::from_yaml_file(dir.join("config/ppocr_cls_batching.yaml")).unwrap();
+    // Paths in the file are relative to the project root.
+    for g in &mut cfg.groups {
+        if let Some(ov) = g.backend.as_mut().and_then(|b| b.openvino.as_mut()) {
+            ov.model = dir.join(&ov.model);
+        }
+    }
+    let pool = accelpool::PoolBuilder::from_openvino_config(cfg)
+        .unwrap()
+        .build()
+        .unwrap();
+    let images: Vec<Tensors> = (1..=20).map(image).collect();
+    let handles: Vec<_> = images
+        .iter()
+        .map(|img| pool.submit(Request::new(img.clone())).unwrap())
+        .collect();
+    for h in handles {
+        let out = h.wait().unwrap();
+        assert_eq!(out[0].shape, [1, 2]);
+    }
+    let stats = pool.shutdown(LONG).stats;
+    let b = stats.groups[0].batching.clone().unwrap();
+    assert_eq!((b.max_batch_size, b.requests), (8, 20));
+    assert_accounting(&stats);
+}
