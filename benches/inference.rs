@@ -9,72 +9,18 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use accelpool::openvino::{library, OpenVinoConfig, OpenVinoFactory, PerformanceHint, Tensor};
+use accelpool::openvino::{OpenVinoConfig, OpenVinoFactory, PerformanceHint, Tensor};
 use accelpool::{GroupConfig, Pool, Request};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const SHAPE: [usize; 4] = [1, 3, 48, 192];
 
 fn model() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/ppocr/cls.onnx")
-}
-
-/// Runs benchmark_app and reads its throughput and median latency.
-fn benchmark_app(args: &[&str], seconds: u64) -> Value {
-    let exe = library::setup_home()
-        .expect("HOME or ACCELPOOL_HOME, absolute, to find the setup's benchmark_app")
-        .join("venv/bin/benchmark_app");
-    let model = model();
-    let mut cmd = Command::new(&exe);
-    cmd.args([
-        "-m",
-        model.to_str().unwrap(),
-        "-d",
-        "CPU",
-        "-shape",
-        "x[1,3,48,192]",
-        "-hint",
-        "throughput",
-    ])
-    .args(args)
-    .args(["-t", &seconds.to_string()]);
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{} not runnable ({e}): run scripts/setup.sh", exe.display()));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let find = |key: &str| -> Option<f64> {
-        text.lines()
-            .find(|l| l.contains(key))
-            .and_then(|l| l.split(':').nth(1))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-    };
-    let median_ms = text.lines().find(|l| l.contains("Median:")).map(|l| {
-        let v: f64 = l
-            .split(':')
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        if l.contains(" us") {
-            v / 1e3
-        } else {
-            v
-        }
-    });
-    json!({
-        "command": format!("benchmark_app {} -t {seconds}", args.join(" ")),
-        "throughput_fps": find("Throughput:"),
-        "median_ms": median_ms,
-    })
 }
 
 fn main() {
@@ -134,8 +80,14 @@ fn main() {
     drop(pool);
 
     let nireq = workers.to_string();
-    let sync = benchmark_app(&["-api", "sync"], seconds);
-    let async_n = benchmark_app(&["-api", "async", "-nireq", &nireq], seconds);
+    let shape = "x[1,3,48,192]";
+    let sync = common::benchmark_app(&model(), shape, &["-api", "sync"], seconds);
+    let async_n = common::benchmark_app(
+        &model(),
+        shape,
+        &["-api", "async", "-nireq", &nireq],
+        seconds,
+    );
     let best = [&sync, &async_n]
         .iter()
         .filter_map(|v| v["throughput_fps"].as_f64())

@@ -153,3 +153,58 @@ pub fn time_each(n: usize, gap: Duration, mut f: impl FnMut(u64)) -> Vec<Duratio
     }
     samples
 }
+
+/// Runs the setup's `benchmark_app` on `model` with `shape` (`x[1,3,48,192]`)
+/// on the CPU with the throughput hint, and reads its throughput and
+/// median latency.
+#[cfg(feature = "openvino")]
+pub fn benchmark_app(model: &std::path::Path, shape: &str, args: &[&str], seconds: u64) -> Value {
+    let exe = accelpool::openvino::library::setup_home()
+        .expect("HOME or ACCELPOOL_HOME, absolute, to find the setup's benchmark_app")
+        .join("venv/bin/benchmark_app");
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.args([
+        "-m",
+        model.to_str().unwrap(),
+        "-d",
+        "CPU",
+        "-shape",
+        shape,
+        "-hint",
+        "throughput",
+    ])
+    .args(args)
+    .args(["-t", &seconds.to_string()]);
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{} not runnable ({e}): run scripts/setup.sh", exe.display()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let find = |key: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| l.contains(key))
+            .and_then(|l| l.split(':').nth(1))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    };
+    let median_ms = text.lines().find(|l| l.contains("Median:")).map(|l| {
+        let v: f64 = l
+            .split(':')
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        if l.contains(" us") {
+            v / 1e3
+        } else {
+            v
+        }
+    });
+    json!({
+        "command": format!("benchmark_app {} -t {seconds}", args.join(" ")),
+        "throughput_fps": find("Throughput:"),
+        "median_ms": median_ms,
+    })
+}
