@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -316,6 +317,9 @@ impl fmt::Display for ShapeText<'_> {
 /// once, here, and each worker's session is one infer request on it.
 pub struct OpenVinoFactory {
     compiled: Mutex<CompiledModel>,
+    /// For a model reshaped to a fixed batch above 1: the same model
+    /// compiled for one row, and its inputs.
+    single: Option<(Mutex<CompiledModel>, Arc<[InputSpec]>)>,
     // Kept alive as long as the compiled model; never used after compiling.
     _core: Mutex<Core>,
     inputs: Arc<[InputSpec]>,
@@ -382,24 +386,14 @@ impl OpenVinoFactory {
         } else {
             String::new()
         };
-        let mut model = core
-            .read_model_from_file(&model_path, &weights)
-            .map_err(OpenVinoError::call("read the model"))?;
-        if !config.reshape.is_empty() {
-            let shapes = config
-                .reshape
-                .iter()
-                .map(|(name, dims)| {
-                    let dims: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
-                    PartialShape::new_static(dims.len() as i64, &dims).map(|s| (name.as_str(), s))
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(OpenVinoError::call("make a shape"))?;
-            let refs: Vec<(&str, &PartialShape)> = shapes.iter().map(|(n, s)| (*n, s)).collect();
-            model
-                .reshape(&refs)
-                .map_err(OpenVinoError::call("reshape the model (check `reshape`)"))?;
-        }
+        let read = |core: &mut Core, shapes: &BTreeMap<String, Vec<usize>>| {
+            let mut model = core
+                .read_model_from_file(&model_path, &weights)
+                .map_err(OpenVinoError::call("read the model"))?;
+            reshape(&mut model, shapes)?;
+            Ok::<_, OpenVinoError>(model)
+        };
+        let model = read(&mut core, &config.reshape)?;
         let mut inputs = Vec::new();
         for i in 0..model
             .get_inputs_len()
@@ -434,6 +428,40 @@ impl OpenVinoFactory {
         let compiled = core
             .compile_model(&model, device)
             .map_err(OpenVinoError::call("compile the model"))?;
+        // Reshaped to a fixed batch above 1 (for batching): also compile it
+        // for one row, so a lone request runs unpadded.
+        let fixed_batch = config
+            .reshape
+            .values()
+            .any(|d| d.first().is_some_and(|&b| b > 1));
+        let single = if fixed_batch {
+            let one_row: BTreeMap<String, Vec<usize>> = config
+                .reshape
+                .iter()
+                .map(|(name, dims)| {
+                    let mut dims = dims.clone();
+                    dims[0] = 1;
+                    (name.clone(), dims)
+                })
+                .collect();
+            let model = read(&mut core, &one_row)?;
+            let compiled = core
+                .compile_model(&model, DeviceType::from(config.device.as_str()))
+                .map_err(OpenVinoError::call("compile the model for one row"))?;
+            let specs: Arc<[InputSpec]> = inputs
+                .iter()
+                .map(|s| {
+                    let mut s = s.clone();
+                    if let Some(d) = s.dims.first_mut() {
+                        *d = Some(1);
+                    }
+                    s
+                })
+                .collect();
+            Some((Mutex::new(compiled), specs))
+        } else {
+            None
+        };
         let mut outputs = Vec::new();
         for i in 0..compiled
             .get_output_size()
@@ -472,6 +500,7 @@ impl OpenVinoFactory {
         let warmup = warmup_inputs(&inputs, &config.warmup_shapes).map(Arc::new);
         Ok(Self {
             warmup,
+            single,
             compiled: Mutex::new(compiled),
             _core: Mutex::new(core),
             inputs: inputs.into(),
@@ -512,6 +541,28 @@ impl OpenVinoFactory {
     pub fn warmup_inputs(&self) -> Result<&Tensors, String> {
         self.warmup.as_deref().map_err(Clone::clone)
     }
+}
+
+/// Fixes the shapes of the named inputs of `model` (the `reshape` setting).
+fn reshape(
+    model: &mut openvino::Model,
+    shapes: &BTreeMap<String, Vec<usize>>,
+) -> Result<(), OpenVinoError> {
+    if shapes.is_empty() {
+        return Ok(());
+    }
+    let shapes = shapes
+        .iter()
+        .map(|(name, dims)| {
+            let dims: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+            PartialShape::new_static(dims.len() as i64, &dims).map(|s| (name.as_str(), s))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(OpenVinoError::call("make a shape"))?;
+    let refs: Vec<(&str, &PartialShape)> = shapes.iter().map(|(n, s)| (*n, s)).collect();
+    model
+        .reshape(&refs)
+        .map_err(OpenVinoError::call("reshape the model (check `reshape`)"))
 }
 
 /// The model file (and an IR's weights beside it) exists, is a file, is not
@@ -641,18 +692,16 @@ impl SessionFactory<Tensors, Tensors> for OpenVinoFactory {
         &self,
         _worker: &WorkerInfo,
     ) -> Result<Box<dyn Session<Tensors, Tensors>>, SessionError> {
-        let request = self
-            .compiled
-            .lock()
-            .create_infer_request()
-            .map_err(OpenVinoError::call("create an infer request"))?;
+        let engine = Engine::new(&self.compiled, &self.inputs, &self.outputs)?;
+        let single = match &self.single {
+            Some((compiled, inputs)) => Some(Engine::new(compiled, inputs, &self.outputs)?),
+            None => None,
+        };
         self.requests.fetch_add(1, Ordering::Relaxed);
         Ok(Box::new(OpenVinoSession {
-            request,
+            engine,
+            single,
             warmup: self.warmup.clone(),
-            inputs: Arc::clone(&self.inputs),
-            outputs: Arc::clone(&self.outputs),
-            bound: (0..self.inputs.len()).map(|_| None).collect(),
         }))
     }
 
@@ -732,14 +781,39 @@ fn find_input<'a>(input: &'a [Tensor], spec: &InputSpec, n_inputs: usize) -> Opt
 /// input tensors for the worker's life. An input tensor is reallocated only
 /// when a request brings a new shape (dynamic models).
 pub struct OpenVinoSession {
-    request: InferRequest,
+    engine: Engine,
+    /// For a model compiled for a fixed batch above 1: the same model
+    /// compiled for one row, which runs a lone request unpadded.
+    single: Option<Engine>,
     warmup: Result<Arc<Tensors>, String>,
+}
+
+/// One infer request on one compiled model, with its bound input tensors.
+struct Engine {
+    request: InferRequest,
     inputs: Arc<[InputSpec]>,
     outputs: Arc<[(String, Element)]>,
     bound: Vec<Option<(Vec<usize>, OvTensor)>>,
 }
 
-impl OpenVinoSession {
+impl Engine {
+    fn new(
+        compiled: &Mutex<CompiledModel>,
+        inputs: &Arc<[InputSpec]>,
+        outputs: &Arc<[(String, Element)]>,
+    ) -> Result<Self, OpenVinoError> {
+        let request = compiled
+            .lock()
+            .create_infer_request()
+            .map_err(OpenVinoError::call("create an infer request"))?;
+        Ok(Self {
+            request,
+            inputs: Arc::clone(inputs),
+            outputs: Arc::clone(outputs),
+            bound: (0..inputs.len()).map(|_| None).collect(),
+        })
+    }
+
     /// The input tensor `i` bound to the request with `shape`: the one
     /// already bound when the shape is the same, a new one otherwise.
     fn bind(&mut self, i: usize, shape: &[usize]) -> Result<&mut OvTensor, OpenVinoError> {
@@ -930,28 +1004,45 @@ fn from_bytes<T, const N: usize>(raw: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T>
 
 impl Session<Tensors, Tensors> for OpenVinoSession {
     fn run(&mut self, input: &Tensors, _ctx: &RunContext<'_>) -> Result<Tensors, SessionError> {
-        // A one-row request to a model compiled for a fixed batch larger
-        // than 1 runs as a batch of one, padded.
-        if self.fixed_batch() && input.iter().all(|t| t.shape.first() == Some(&1)) {
-            return match self.infer_batch(&[input]) {
-                Ok(mut outs) => Ok(outs.pop().expect("one request, one result")),
-                Err(e) => Err(SessionError::transient(e.to_string())),
-            };
-        }
         // Input errors were caught before queueing; what fails here is the
         // runtime, which may work on another try or device.
-        self.infer(input)
-            .map_err(|e| SessionError::transient(e.to_string()))
+        let transient = |e: OpenVinoError| SessionError::transient(e.to_string());
+        let one_row = input.iter().all(|t| t.shape.first() == Some(&1));
+        match &mut self.single {
+            // A lone row on a fixed-batch model: the one-row compilation.
+            Some(single) if one_row => single.infer(input).map_err(transient),
+            // (Without one, a batch of one, padded.)
+            None if one_row && self.engine.fixed_batch() => self
+                .engine
+                .infer_batch(&[input])
+                .map(|mut outs| outs.pop().expect("one request, one result"))
+                .map_err(transient),
+            _ => self.engine.infer(input).map_err(transient),
+        }
     }
 
     fn warmup(&mut self) -> Result<(), SessionError> {
         let inputs = self.warmup.clone().map_err(SessionError::permanent)?;
-        self.infer(&inputs).map(drop).map_err(SessionError::from)
+        self.engine.infer(&inputs).map_err(SessionError::from)?;
+        if let Some(single) = &mut self.single {
+            // One row of the warmup input, for the one-row compilation.
+            let rows: Tensors = inputs
+                .iter()
+                .map(|t| {
+                    let mut shape = t.shape.clone();
+                    let per = t.data.len() / shape.first().copied().unwrap_or(1).max(1);
+                    shape[0] = 1;
+                    Tensor::new(t.name.clone(), shape, t.data.slice(0..per))
+                })
+                .collect();
+            single.infer(&rows).map_err(SessionError::from)?;
+        }
+        Ok(())
     }
 
     fn run_batch(&mut self, batch: &[BatchItem<'_, Tensors>]) -> BatchResult<Tensors> {
         let inputs: Vec<&Tensors> = batch.iter().map(|b| b.input).collect();
-        match self.infer_batch(&inputs) {
+        match self.engine.infer_batch(&inputs) {
             Ok(outs) => Ok(outs.into_iter().map(Ok).collect()),
             // The batch as such did not work (a model whose outputs have no
             // batch dimension, a fixed batch too small): permanent, so the
