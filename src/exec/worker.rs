@@ -114,50 +114,42 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(start: WorkerStar
     // running (started) and goes first next time round.
     let mut carry: Option<Job<I, O>> = None;
     loop {
-        if let Some(first) = carry.take() {
-            match run_batch(&ctx, &me, session.as_mut(), first, &mut carry, &batching) {
-                Next::Continue => continue,
-                Next::TakenOver => return,
-                Next::Rebuild => {
-                    let _ = catch_unwind(AssertUnwindSafe(move || drop(session)));
-                    match rebuild_session(&ctx, &me) {
-                        Some(s) => session = s,
-                        None => return,
-                    }
-                    continue;
-                }
-            }
-        }
-        let Some(job) = rx.take(me.stop_flag(), me.park_reasons()) else {
-            if me.should_stop() {
-                return;
-            }
-            // Parked (memory pressure or load scaling): give the session's
-            // memory back and sleep until woken, then build a fresh one.
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(session)));
-            me.set_healthy(false, group.healthy_workers());
-            me.set_parked(true);
-            while !me.park_reasons().none() {
-                if me.should_stop() || control.recv().is_err() {
+        let next = if let Some(first) = carry.take() {
+            run_batch(&ctx, &me, session.as_mut(), first, &mut carry, &batching)
+        } else {
+            let Some(job) = rx.take(me.stop_flag(), me.park_reasons()) else {
+                if me.should_stop() {
                     return;
                 }
+                // Parked (memory pressure or load scaling): give the session's
+                // memory back and sleep until woken, then build a fresh one.
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(session)));
+                me.set_healthy(false, group.healthy_workers());
+                me.set_parked(true);
+                while !me.park_reasons().none() {
+                    if me.should_stop() || control.recv().is_err() {
+                        return;
+                    }
+                }
+                // Parked until the fresh session is built: the stats say
+                // "parked" exactly while the worker holds no session.
+                match rebuild_session(&ctx, &me) {
+                    Some(s) => session = s,
+                    None => return,
+                }
+                me.set_parked(false);
+                continue;
+            };
+            if batching.enabled() {
+                match admit(&ctx, &me, job, Instant::now()) {
+                    Some(first) => {
+                        run_batch(&ctx, &me, session.as_mut(), first, &mut carry, &batching)
+                    }
+                    None => Next::Continue,
+                }
+            } else {
+                run_job(&ctx, &me, session.as_mut(), job)
             }
-            // Parked until the fresh session is built: the stats say
-            // "parked" exactly while the worker holds no session.
-            match rebuild_session(&ctx, &me) {
-                Some(s) => session = s,
-                None => return,
-            }
-            me.set_parked(false);
-            continue;
-        };
-        let next = if batching.enabled() {
-            match admit(&ctx, &me, job, Instant::now()) {
-                Some(first) => run_batch(&ctx, &me, session.as_mut(), first, &mut carry, &batching),
-                None => Next::Continue,
-            }
-        } else {
-            run_job(&ctx, &me, session.as_mut(), job)
         };
         match next {
             Next::Continue => {}
