@@ -169,6 +169,38 @@ fn a_lower_level_never_joins_or_delays_a_higher_one() {
 }
 
 #[test]
+fn an_urgent_request_never_waits_behind_a_low_batch_that_is_filling() {
+    // A Low batch with a long fill window and nobody else to take new work
+    // waits to fill. An Urgent request arriving meanwhile joins it (and the
+    // batch then runs at once), or, if it came before the batch formed,
+    // runs first; it never runs after the Low batch.
+    let (pool, gate, calls) = pool(8, Duration::from_secs(1));
+    let blocked = block(&pool, &gate, &calls);
+    let low: Vec<_> = (1..=2)
+        .map(|x| {
+            pool.submit(Request::new(x).priority(Priority::Low))
+                .unwrap()
+        })
+        .collect();
+    gate.open_one();
+    assert_eq!(calls.recv_timeout(LONG).unwrap(), [0]);
+    let urgent = pool
+        .submit(Request::new(5).priority(Priority::Urgent))
+        .unwrap();
+    let first = calls.recv_timeout(LONG).unwrap();
+    assert!(
+        first.contains(&5),
+        "the urgent request joined the filling batch or went first: {first:?}"
+    );
+    assert_eq!(urgent.wait().unwrap(), 50);
+    for h in low {
+        h.wait().unwrap();
+    }
+    blocked.wait().unwrap();
+    assert_accounting(&pool.shutdown(LONG).stats);
+}
+
+#[test]
 fn each_request_of_a_batch_keeps_its_own_outcome() {
     quiet_injected_panics();
     let (pool, gate, calls) = pool(8, Duration::ZERO);
