@@ -479,7 +479,8 @@ fn run_singly<I: Send + Sync + 'static, O: Send + 'static>(
     Next::Continue
 }
 
-/// Resolves one request of a batch call, or hands its failure on.
+/// Resolves one request of a call (alone or in a batch), or hands its
+/// failure on.
 #[allow(clippy::too_many_arguments)]
 fn finish<I: Send + Sync + 'static, O: Send + 'static>(
     ctx: &WorkerCtx<I, O>,
@@ -559,29 +560,8 @@ fn run_one<I: Send + Sync + 'static, O: Send + 'static>(
     let taken_over = me.end();
     let service = done - taken;
 
-    let (error, next) = match result {
-        Ok(Ok(output)) => {
-            me.latency()
-                .record(queue_wait, service, Some(done - job.submitted()));
-            // The breaker hears of the success before the caller does, so a
-            // caller that sees its result also sees the breaker it moved.
-            group.breaker().record_call(job.is_probe(), service, false);
-            // Whichever attempt finishes first answers the request; a
-            // taken-over call may still be the first. Counted before the
-            // caller can see the result.
-            if !job
-                .slot()
-                .resolve_then(Outcome::Completed(output), || me.count(Event::Completed))
-            {
-                ctx.retries.ledger().late_result();
-            }
-            return if taken_over {
-                Next::TakenOver
-            } else {
-                Next::Continue
-            };
-        }
-        Ok(Err(error)) => (error, Next::Continue),
+    let (outcome, next) = match result {
+        Ok(outcome) => (outcome, Next::Continue),
         Err(payload) => {
             me.panicked();
             let error = SessionError::from_panic(&*payload);
@@ -591,17 +571,13 @@ fn run_one<I: Send + Sync + 'static, O: Send + 'static>(
                 me.index(),
                 error.message()
             );
-            (error, Next::Rebuild)
+            (Err(error), Next::Rebuild)
         }
     };
-    me.latency().record(queue_wait, service, None);
+    finish(ctx, me, job, outcome, taken, service, 1, taken_over);
     if taken_over {
-        // Someone else answers for this request now.
-        me.count(Event::FailedAttempt);
-        ctx.retries.ledger().late_result();
-        return Next::TakenOver;
+        Next::TakenOver
+    } else {
+        next
     }
-    ctx.retries
-        .failed_attempt(group, me, job, error, service, 1);
-    next
 }

@@ -106,6 +106,9 @@ const HALF_OPEN: u8 = 2;
 pub struct CircuitBreaker {
     config: BreakerConfig,
     clock: Arc<dyn Clock>,
+    /// When it was made: the instant handed to a count window, which
+    /// ignores it.
+    created: Instant,
     state: AtomicU8,
     rejected: Counter,
     overridden: Counter,
@@ -141,6 +144,7 @@ impl CircuitBreaker {
             }),
             config,
             clock,
+            created: now,
             state: AtomicU8::new(CLOSED),
             rejected: Counter::default(),
             overridden: Counter::default(),
@@ -224,7 +228,12 @@ impl CircuitBreaker {
             .slow_call_duration
             .is_some_and(|limit| elapsed >= limit);
         let call = Call { failed, slow };
-        let now = self.clock.now();
+        // A count window does not read the time: no clock read per call then.
+        let now = if self.config.window_duration.is_some() {
+            self.clock.now()
+        } else {
+            self.created
+        };
         let mut inner = self.inner.lock();
         let state = self.state.load(Ordering::Acquire);
         if probe && state == HALF_OPEN {
