@@ -76,6 +76,11 @@ impl<I> Request<I> {
         &self.input
     }
 
+    /// The input, to change before submitting (adding a tensor, say).
+    pub fn input_mut(&mut self) -> &mut I {
+        &mut self.input
+    }
+
     /// Gives the input back.
     pub fn into_input(self) -> I {
         self.input

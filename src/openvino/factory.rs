@@ -985,10 +985,13 @@ impl Engine {
 /// Writes a request's data into an input's memory, converting `f32` to
 /// `f16` for an `f16` input.
 fn write(dst: &mut [u8], element: Element, data: &TensorData) {
-    match (element, data) {
-        (Element::F16, TensorData::F32(v)) => {
-            for (d, x) in dst.chunks_exact_mut(2).zip(v) {
-                d.copy_from_slice(&half::f16::from_f32(*x).to_ne_bytes());
+    match element {
+        Element::F16 => {
+            // The data is `f32` (checked at submit); its bytes need not be
+            // aligned (a lent buffer), so each element is read from bytes.
+            for (d, x) in dst.chunks_exact_mut(2).zip(data.as_bytes().chunks_exact(4)) {
+                let x = f32::from_ne_bytes([x[0], x[1], x[2], x[3]]);
+                d.copy_from_slice(&half::f16::from_f32(x).to_ne_bytes());
             }
         }
         _ => dst.copy_from_slice(data.as_bytes()),

@@ -27,4 +27,4 @@ pub use crate::config::openvino::{
     DEFAULT_MAX_TENSOR_ELEMENTS,
 };
 pub use factory::{InputSpec, OpenVinoError, OpenVinoFactory, OpenVinoSession};
-pub use tensor::{Tensor, TensorData, Tensors};
+pub use tensor::{ElementType, SharedData, Tensor, TensorData, Tensors};

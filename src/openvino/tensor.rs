@@ -3,9 +3,11 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Element data of a tensor. `f16` model outputs are read as `F32`.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum TensorData {
     /// 32-bit floats.
     F32(Vec<f32>),
@@ -15,6 +17,111 @@ pub enum TensorData {
     I32(Vec<i32>),
     /// 64-bit integers (token ids).
     I64(Vec<i64>),
+    /// Elements in memory the tensor does not own: a buffer lent by the
+    /// application (the C API's no-copy inputs), released when the last
+    /// user of the request lets go of it.
+    Shared(SharedData),
+}
+
+/// The element types a request's tensor may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ElementType {
+    /// 32-bit floats.
+    F32,
+    /// Bytes.
+    U8,
+    /// 32-bit integers.
+    I32,
+    /// 64-bit integers.
+    I64,
+}
+
+impl ElementType {
+    /// Bytes per element.
+    pub const fn size(self) -> usize {
+        match self {
+            ElementType::F32 | ElementType::I32 => 4,
+            ElementType::U8 => 1,
+            ElementType::I64 => 8,
+        }
+    }
+
+    /// The name as OpenVINO writes it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ElementType::F32 => "f32",
+            ElementType::U8 => "u8",
+            ElementType::I32 => "i32",
+            ElementType::I64 => "i64",
+        }
+    }
+}
+
+/// Elements of one type in bytes someone else owns, shared without copying.
+/// The owner is any `AsRef<[u8]>`; it is dropped (its memory released) when
+/// the last clone of the tensor is.
+///
+/// ```
+/// use accelpool::openvino::{ElementType, SharedData, TensorData};
+/// let bytes: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|x| x.to_ne_bytes()).collect();
+/// let data = TensorData::Shared(SharedData::new(ElementType::F32, bytes)?);
+/// assert_eq!(data.len(), 2);
+/// assert_eq!(data.element_name(), "f32");
+/// # Ok::<(), String>(())
+/// ```
+#[derive(Clone)]
+pub struct SharedData {
+    element: ElementType,
+    bytes: Arc<dyn AsRef<[u8]> + Send + Sync>,
+}
+
+impl SharedData {
+    /// Wraps `owner`'s bytes as elements of `element`; an error if their
+    /// length is not a whole number of elements.
+    pub fn new(
+        element: ElementType,
+        owner: impl AsRef<[u8]> + Send + Sync + 'static,
+    ) -> Result<Self, String> {
+        let len = owner.as_ref().len();
+        if len % element.size() != 0 {
+            return Err(format!(
+                "{len} bytes are not a whole number of {} elements ({} bytes each)",
+                element.name(),
+                element.size()
+            ));
+        }
+        Ok(Self {
+            element,
+            bytes: Arc::new(owner),
+        })
+    }
+
+    /// The element type.
+    pub fn element(&self) -> ElementType {
+        self.element
+    }
+
+    /// The elements' bytes, native-endian.
+    pub fn bytes(&self) -> &[u8] {
+        (*self.bytes).as_ref()
+    }
+}
+
+impl fmt::Debug for SharedData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SharedData({} bytes of {})",
+            self.bytes().len(),
+            self.element.name()
+        )
+    }
+}
+
+impl PartialEq for SharedData {
+    fn eq(&self, other: &Self) -> bool {
+        self.element == other.element && self.bytes() == other.bytes()
+    }
 }
 
 impl TensorData {
@@ -25,6 +132,7 @@ impl TensorData {
             TensorData::U8(v) => v.len(),
             TensorData::I32(v) => v.len(),
             TensorData::I64(v) => v.len(),
+            TensorData::Shared(s) => s.bytes().len() / s.element.size(),
         }
     }
 
@@ -35,18 +143,28 @@ impl TensorData {
 
     /// The element type's name as OpenVINO writes it.
     pub fn element_name(&self) -> &'static str {
+        self.element().name()
+    }
+
+    /// The element type.
+    pub fn element(&self) -> ElementType {
         match self {
-            TensorData::F32(_) => "f32",
-            TensorData::U8(_) => "u8",
-            TensorData::I32(_) => "i32",
-            TensorData::I64(_) => "i64",
+            TensorData::F32(_) => ElementType::F32,
+            TensorData::U8(_) => ElementType::U8,
+            TensorData::I32(_) => ElementType::I32,
+            TensorData::I64(_) => ElementType::I64,
+            TensorData::Shared(s) => s.element,
         }
     }
 
-    /// The data as `f32`, if it is.
+    /// The data as `f32`, if it is (shared bytes too, when they are aligned
+    /// for `f32`).
     pub fn as_f32(&self) -> Option<&[f32]> {
         match self {
             TensorData::F32(v) => Some(v),
+            TensorData::Shared(s) if s.element == ElementType::F32 => {
+                bytemuck::try_cast_slice(s.bytes()).ok()
+            }
             _ => None,
         }
     }
@@ -58,10 +176,17 @@ impl TensorData {
             TensorData::U8(v) => TensorData::U8(v[range].to_vec()),
             TensorData::I32(v) => TensorData::I32(v[range].to_vec()),
             TensorData::I64(v) => TensorData::I64(v[range].to_vec()),
+            TensorData::Shared(s) => {
+                let size = s.element.size();
+                let bytes = &s.bytes()[range.start * size..range.end * size];
+                let shared = SharedData::new(s.element, bytes.to_vec());
+                TensorData::Shared(shared.expect("a whole number of elements"))
+            }
         }
     }
 
-    pub(crate) fn as_bytes(&self) -> &[u8] {
+    /// The elements' bytes, native-endian, without copying.
+    pub fn as_bytes(&self) -> &[u8] {
         // Plain-old-data element types, viewed as bytes without copying.
         fn bytes<T: bytemuck::Pod>(v: &[T]) -> &[u8] {
             bytemuck::cast_slice(v)
@@ -71,6 +196,7 @@ impl TensorData {
             TensorData::U8(v) => v,
             TensorData::I32(v) => bytes(v),
             TensorData::I64(v) => bytes(v),
+            TensorData::Shared(s) => s.bytes(),
         }
     }
 }
