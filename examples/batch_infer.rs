@@ -62,6 +62,11 @@ struct Args {
     /// Also write the pool's stats as JSON here.
     #[arg(long)]
     stats_json: Option<PathBuf>,
+    /// Also write each request's answer here, one line per request:
+    /// `INDEX CLASS P0 P1` (the C and C++ examples write the same, so their
+    /// answers can be compared).
+    #[arg(long)]
+    classes: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -226,13 +231,18 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             // The direction classifier answers [1, 2]: 0 or 180 degrees.
             // Any other model's first output is summarised by its shape.
             let mut angles = [0usize; 2];
+            let mut answers = Vec::new();
             let mut output = None;
-            for h in rx {
+            for (i, h) in rx {
                 let h: accelpool::TaskHandle<Vec<Tensor>> = h;
                 if let Ok(out) = h.wait() {
                     if let Some(t) = out.first() {
                         match t.data.as_f32() {
-                            Some(p) if t.shape == [1, 2] => angles[usize::from(p[1] > p[0])] += 1,
+                            Some(p) if t.shape == [1, 2] => {
+                                let class = usize::from(p[1] > p[0]);
+                                angles[class] += 1;
+                                answers.push(format!("{i} {class} {:.6} {:.6}", p[0], p[1]));
+                            }
                             _ => {}
                         }
                         output.get_or_insert_with(|| format!("{} {:?}", t.name, t.shape));
@@ -240,13 +250,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 bar.inc(1);
             }
-            (angles, output)
+            (angles, answers, output)
         })
     };
     let mut refused = 0usize;
-    for (priority, tensors) in inputs {
+    for (i, (priority, tensors)) in inputs.into_iter().enumerate() {
         match pool.submit(Request::new(tensors).priority(priority)) {
-            Ok(h) => tx.send(h)?,
+            Ok(h) => tx.send((i, h))?,
             Err(e) => {
                 refused += 1;
                 bar.println(format!("refused: {e}"));
@@ -254,7 +264,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     drop(tx);
-    let (angles, output) = collector.join().map_err(|_| "collector thread panicked")?;
+    let (angles, answers, output) = collector.join().map_err(|_| "collector thread panicked")?;
     let wall = run_started.elapsed();
     bar.finish_and_clear();
     let report = pool.shutdown(Duration::from_secs(30));
@@ -339,6 +349,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         "  accounting: accepted {} = completed {} + dead-lettered {} + cancelled {} + expired {}",
         c.accepted, c.completed, c.dead_lettered, c.cancelled, c.expired
     );
+    if let Some(path) = &args.classes {
+        let mut text = answers.join("\n");
+        text.push('\n');
+        std::fs::write(path, text)?;
+    }
     if let Some(path) = &args.stats_json {
         std::fs::write(path, serde_json::to_string_pretty(s)?)?;
         println!("  stats written to {}", path.display());
