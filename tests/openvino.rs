@@ -463,3 +463,65 @@ fn model_files_others_may_write_or_too_large_are_refused() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A tensor whose bytes are shared (lent, as the C API's no-copy inputs
+/// are) runs exactly as an owned one, and its owner is dropped, once, when
+/// the pool lets go of the request.
+#[test]
+fn shared_input_bytes_give_the_owned_inputs_results_and_are_released() {
+    use accelpool::openvino::{ElementType, SharedData};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Owner(Vec<u8>, Arc<AtomicUsize>);
+    impl AsRef<[u8]> for Owner {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+    impl Drop for Owner {
+        fn drop(&mut self) {
+            // SeqCst: a test counter read once at the end; no ordering to tune.
+            self.1.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    runtime();
+    let pool = Pool::builder()
+        .group(
+            GroupConfig::new("cpu").workers(1).pin(false),
+            OpenVinoFactory::new(&tiny()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let released = Arc::new(AtomicUsize::new(0));
+    let x: Vec<f32> = vec![0.5, -1.0, 2.0, 0.25, 1.5, -0.5, 0.0, 3.0];
+    let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_ne_bytes()).collect();
+    // Misaligned on purpose: lent C buffers need not be aligned for f32.
+    let mut shifted = vec![0u8];
+    shifted.extend_from_slice(&bytes);
+    let owner = Owner(shifted, released.clone());
+    struct Tail(Owner);
+    impl AsRef<[u8]> for Tail {
+        fn as_ref(&self) -> &[u8] {
+            &self.0.as_ref()[1..]
+        }
+    }
+    let shared = SharedData::new(ElementType::F32, Tail(owner)).unwrap();
+    let lent = Tensor::new("x", [2, 4], TensorData::Shared(shared));
+    let owned = Tensor::f32("x", [2, 4], x);
+    let a = pool
+        .submit(Request::new(vec![lent]))
+        .unwrap()
+        .wait()
+        .unwrap();
+    let b = pool
+        .submit(Request::new(vec![owned]))
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(a, b);
+    let report = pool.shutdown(LONG);
+    assert_accounting(&report.stats);
+    drop(pool);
+    assert_eq!(released.load(Ordering::SeqCst), 1); // SeqCst: as above
+}
