@@ -41,7 +41,7 @@
 #define ACCELPOOL_MESSAGE_CAPACITY 512
 
 // What a call returned. `ACCELPOOL_CODE_OK` (0) is success; every other
-// code comes with an [`accelpool_error`] when the caller asked for one.
+// code comes with an `accelpool_error` when the caller asked for one.
 typedef enum accelpool_code {
   // Success.
   ACCELPOOL_CODE_OK = 0,
@@ -51,7 +51,7 @@ typedef enum accelpool_code {
   // priority, a string that is not UTF-8, dims that do not match the
   // data's length (the message names the argument and the fix).
   ACCELPOOL_CODE_INVALID_ARGUMENT = 2,
-  // The configuration is invalid; [`accelpool_error_field`] gives the
+  // The configuration is invalid; `accelpool_error_field` gives the
   // path of the offending field (for example `groups[0].workers`).
   ACCELPOOL_CODE_CONFIG = 10,
   // The OpenVINO runtime library was not found, could not be loaded, or
@@ -156,7 +156,7 @@ typedef enum accelpool_session_status {
   ACCELPOOL_SESSION_STATUS_CANCELLED = 3,
 } accelpool_session_status;
 
-// Which latency [`accelpool_pool_latency`] reports (values of an
+// Which latency `accelpool_pool_latency` reports (values of an
 // `int32_t which`).
 typedef enum accelpool_latency_kind {
   // From acceptance at submit to the completed result.
@@ -176,9 +176,9 @@ typedef struct accelpool_batch accelpool_batch;
 // time.
 typedef struct accelpool_builder accelpool_builder;
 
-// The details of a failure. Read it with [`accelpool_error_code`],
-// [`accelpool_error_message`] and [`accelpool_error_field`]; free it with
-// [`accelpool_error_free`]. Owned by the caller; not shared between
+// The details of a failure. Read it with `accelpool_error_code`,
+// `accelpool_error_message` and `accelpool_error_field`; free it with
+// `accelpool_error_free`. Owned by the caller; not shared between
 // threads.
 typedef struct accelpool_error accelpool_error;
 
@@ -190,7 +190,7 @@ typedef struct accelpool_handle accelpool_handle;
 
 // A running pool. Shared by any number of threads: every function taking
 // a `const accelpool_pool *` may be called concurrently.
-// [`accelpool_pool_free`] must be the last call on it.
+// `accelpool_pool_free` must be the last call on it.
 typedef struct accelpool_pool accelpool_pool;
 
 // The outcomes of a replay, one per letter, oldest first. Used by one
@@ -339,7 +339,7 @@ enum accelpool_code accelpool_pool_dead_letter_count(const struct accelpool_pool
 // Removes every letter from the dead-letter queue and writes them to
 // `*json` as a JSON array, oldest first: id, priority, group, the inputs'
 // names, element types and shapes (not their data; use
-// [`accelpool_pool_replay_dead_letters`] to run them again instead), every
+// `accelpool_pool_replay_dead_letters` to run them again instead), every
 // attempt's error, and timestamps. Free it with `accelpool_string_free`.
 enum accelpool_code accelpool_pool_drain_dead_letters_json(const struct accelpool_pool *pool,
                                                            char **json,
@@ -348,7 +348,7 @@ enum accelpool_code accelpool_pool_drain_dead_letters_json(const struct accelpoo
 // Drains the dead-letter queue and submits every letter again as a new
 // request (same input, priority and group; no deadline), waiting while
 // queues are full. `*replay` lists the outcomes: take each with
-// [`accelpool_replay_take`], then free the list.
+// `accelpool_replay_take`, then free the list.
 enum accelpool_code accelpool_pool_replay_dead_letters(const struct accelpool_pool *pool,
                                                        struct accelpool_replay **replay,
                                                        struct accelpool_error **error);
@@ -392,14 +392,14 @@ void accelpool_error_free(struct accelpool_error *error);
 const char *accelpool_code_name(int32_t code);
 
 // Blocks until the request finishes. On `ACCELPOOL_CODE_OK`, `*result` is
-// its outputs (free with [`accelpool_result_free`]). Otherwise the code
+// its outputs (free with `accelpool_result_free`). Otherwise the code
 // says why there is none: `DEAD_LETTERED`, `CANCELLED`, `EXPIRED`, or
 // `ALREADY_TAKEN` on a second wait. The handle stays valid either way.
 enum accelpool_code accelpool_handle_wait(struct accelpool_handle *handle,
                                           struct accelpool_result **result,
                                           struct accelpool_error **error);
 
-// As [`accelpool_handle_wait`], but gives up after `timeout_ms`
+// As `accelpool_handle_wait`, but gives up after `timeout_ms`
 // milliseconds with `ACCELPOOL_CODE_WAIT_TIMEOUT` (the request goes on;
 // wait again later). `UINT64_MAX` waits for ever.
 enum accelpool_code accelpool_handle_wait_timeout(struct accelpool_handle *handle,
@@ -504,13 +504,13 @@ enum accelpool_code accelpool_pool_try_submit(const struct accelpool_pool *pool,
                                               struct accelpool_handle **handle,
                                               struct accelpool_error **error);
 
-// As [`accelpool_pool_try_submit`], but waits while the queues are full.
+// As `accelpool_pool_try_submit`, but waits while the queues are full.
 enum accelpool_code accelpool_pool_submit(const struct accelpool_pool *pool,
                                           struct accelpool_request **request,
                                           struct accelpool_handle **handle,
                                           struct accelpool_error **error);
 
-// As [`accelpool_pool_submit`], but waits at most `timeout_ms`
+// As `accelpool_pool_submit`, but waits at most `timeout_ms`
 // milliseconds for room, then refuses with `TIMEOUT`.
 enum accelpool_code accelpool_pool_submit_timeout(const struct accelpool_pool *pool,
                                                   struct accelpool_request **request,
@@ -532,7 +532,7 @@ enum accelpool_code accelpool_pool_latency(const struct accelpool_pool *pool,
 
 // The pool's stats as JSON (the snapshot the Rust API's `Pool::stats`
 // serialises: counts, latencies, groups, workers, breakers, health,
-// memory) in `*json`; free it with [`accelpool_string_free`].
+// memory) in `*json`; free it with `accelpool_string_free`.
 enum accelpool_code accelpool_pool_stats_json(const struct accelpool_pool *pool,
                                               char **json,
                                               struct accelpool_error **error);
@@ -540,7 +540,7 @@ enum accelpool_code accelpool_pool_stats_json(const struct accelpool_pool *pool,
 // Shuts the pool down: stops taking requests, lets queued ones finish for
 // up to `timeout_ms` milliseconds, cancels the rest, joins the workers.
 // `*report_json` (may be NULL) gets the report as JSON (free it with
-// [`accelpool_string_free`]). A second shutdown reports nothing new. The
+// `accelpool_string_free`). A second shutdown reports nothing new. The
 // pool must still be freed.
 enum accelpool_code accelpool_pool_shutdown(const struct accelpool_pool *pool,
                                             uint64_t timeout_ms,
@@ -556,7 +556,7 @@ void accelpool_pool_free(struct accelpool_pool *pool);
 void accelpool_string_free(char *string);
 
 // Makes an empty request (no tensors, priority normal, no deadline, any
-// group) in `*request`. Free it with [`accelpool_request_free`] unless a
+// group) in `*request`. Free it with `accelpool_request_free` unless a
 // submit takes it.
 enum accelpool_code accelpool_request_new(struct accelpool_request **request,
                                           struct accelpool_error **error);

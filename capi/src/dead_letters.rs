@@ -55,7 +55,7 @@ fn letter_json(l: &DeadLetter<Tensors>) -> serde_json::Value {
 /// Removes every letter from the dead-letter queue and writes them to
 /// `*json` as a JSON array, oldest first: id, priority, group, the inputs'
 /// names, element types and shapes (not their data; use
-/// [`accelpool_pool_replay_dead_letters`] to run them again instead), every
+/// `accelpool_pool_replay_dead_letters` to run them again instead), every
 /// attempt's error, and timestamps. Free it with `accelpool_string_free`.
 #[no_mangle]
 pub extern "C" fn accelpool_pool_drain_dead_letters_json(
@@ -93,7 +93,7 @@ pub struct accelpool_replay {
 /// Drains the dead-letter queue and submits every letter again as a new
 /// request (same input, priority and group; no deadline), waiting while
 /// queues are full. `*replay` lists the outcomes: take each with
-/// [`accelpool_replay_take`], then free the list.
+/// `accelpool_replay_take`, then free the list.
 #[no_mangle]
 pub extern "C" fn accelpool_pool_replay_dead_letters(
     pool: *const accelpool_pool,

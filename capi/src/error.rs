@@ -1,7 +1,7 @@
 //! The error convention of the whole C API: every function that can fail
-//! returns an [`accelpool_code`] and takes, as its last argument, an
+//! returns an `accelpool_code` and takes, as its last argument, an
 //! `accelpool_error **error` it fills on failure (when not NULL). Panics are
-//! caught here, at the boundary, and become [`accelpool_code::Internal`].
+//! caught here, at the boundary, and become `accelpool_code::Internal`.
 
 use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -10,7 +10,7 @@ use accelpool::openvino::OpenVinoError;
 use accelpool::{BuildError, ConfigError, Refusal, TaskError};
 
 /// What a call returned. `ACCELPOOL_CODE_OK` (0) is success; every other
-/// code comes with an [`accelpool_error`] when the caller asked for one.
+/// code comes with an `accelpool_error` when the caller asked for one.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(non_camel_case_types)]
@@ -23,7 +23,7 @@ pub enum accelpool_code {
     /// priority, a string that is not UTF-8, dims that do not match the
     /// data's length (the message names the argument and the fix).
     InvalidArgument = 2,
-    /// The configuration is invalid; [`accelpool_error_field`] gives the
+    /// The configuration is invalid; `accelpool_error_field` gives the
     /// path of the offending field (for example `groups[0].workers`).
     Config = 10,
     /// The OpenVINO runtime library was not found, could not be loaded, or
@@ -75,9 +75,9 @@ pub enum accelpool_code {
     Internal = 99,
 }
 
-/// The details of a failure. Read it with [`accelpool_error_code`],
-/// [`accelpool_error_message`] and [`accelpool_error_field`]; free it with
-/// [`accelpool_error_free`]. Owned by the caller; not shared between
+/// The details of a failure. Read it with `accelpool_error_code`,
+/// `accelpool_error_message` and `accelpool_error_field`; free it with
+/// `accelpool_error_free`. Owned by the caller; not shared between
 /// threads.
 #[allow(non_camel_case_types)]
 pub struct accelpool_error {

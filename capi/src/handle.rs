@@ -73,7 +73,7 @@ fn deliver(
 }
 
 /// Blocks until the request finishes. On `ACCELPOOL_CODE_OK`, `*result` is
-/// its outputs (free with [`accelpool_result_free`]). Otherwise the code
+/// its outputs (free with `accelpool_result_free`). Otherwise the code
 /// says why there is none: `DEAD_LETTERED`, `CANCELLED`, `EXPIRED`, or
 /// `ALREADY_TAKEN` on a second wait. The handle stays valid either way.
 #[no_mangle]
@@ -85,7 +85,7 @@ pub extern "C" fn accelpool_handle_wait(
     accelpool_handle_wait_timeout(handle, u64::MAX, result, error)
 }
 
-/// As [`accelpool_handle_wait`], but gives up after `timeout_ms`
+/// As `accelpool_handle_wait`, but gives up after `timeout_ms`
 /// milliseconds with `ACCELPOOL_CODE_WAIT_TIMEOUT` (the request goes on;
 /// wait again later). `UINT64_MAX` waits for ever.
 #[no_mangle]

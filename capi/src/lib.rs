@@ -54,10 +54,12 @@ pub extern "C" fn accelpool_version() -> *const c_char {
 #[no_mangle]
 pub extern "C" fn accelpool_openvino_version() -> *const c_char {
     static VERSION: OnceLock<CString> = OnceLock::new();
-    match accelpool::openvino::library::runtime_version() {
+    // Nothing here is expected to panic; the boundary holds regardless.
+    std::panic::catch_unwind(|| match accelpool::openvino::library::runtime_version() {
         Some(v) => VERSION
             .get_or_init(|| error::c_string(v.to_owned()))
             .as_ptr(),
         None => std::ptr::null(),
-    }
+    })
+    .unwrap_or(std::ptr::null())
 }

@@ -26,7 +26,7 @@ pub struct accelpool_builder {
 
 /// A running pool. Shared by any number of threads: every function taking
 /// a `const accelpool_pool *` may be called concurrently.
-/// [`accelpool_pool_free`] must be the last call on it.
+/// `accelpool_pool_free` must be the last call on it.
 #[allow(non_camel_case_types)]
 pub struct accelpool_pool {
     pool: Pool<Tensors, Tensors>,
@@ -272,7 +272,7 @@ pub extern "C" fn accelpool_pool_try_submit(
     guard(error, || submit(pool, request, handle, Wait::Never))
 }
 
-/// As [`accelpool_pool_try_submit`], but waits while the queues are full.
+/// As `accelpool_pool_try_submit`, but waits while the queues are full.
 #[no_mangle]
 pub extern "C" fn accelpool_pool_submit(
     pool: *const accelpool_pool,
@@ -283,7 +283,7 @@ pub extern "C" fn accelpool_pool_submit(
     guard(error, || submit(pool, request, handle, Wait::Forever))
 }
 
-/// As [`accelpool_pool_submit`], but waits at most `timeout_ms`
+/// As `accelpool_pool_submit`, but waits at most `timeout_ms`
 /// milliseconds for room, then refuses with `TIMEOUT`.
 #[no_mangle]
 pub extern "C" fn accelpool_pool_submit_timeout(
@@ -352,7 +352,7 @@ pub extern "C" fn accelpool_pool_counts(
     })
 }
 
-/// Which latency [`accelpool_pool_latency`] reports (values of an
+/// Which latency `accelpool_pool_latency` reports (values of an
 /// `int32_t which`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -430,7 +430,7 @@ pub extern "C" fn accelpool_pool_latency(
 }
 
 /// Hands `json` to the caller as a string it frees with
-/// [`accelpool_string_free`].
+/// `accelpool_string_free`.
 fn give_string(json: String, out: *mut *mut c_char) {
     // SAFETY: checked not NULL by the caller of this function.
     unsafe { out.write(c_string(json).into_raw()) };
@@ -443,7 +443,7 @@ fn json(value: &impl serde::Serialize) -> Result<String, Error> {
 
 /// The pool's stats as JSON (the snapshot the Rust API's `Pool::stats`
 /// serialises: counts, latencies, groups, workers, breakers, health,
-/// memory) in `*json`; free it with [`accelpool_string_free`].
+/// memory) in `*json`; free it with `accelpool_string_free`.
 #[no_mangle]
 pub extern "C" fn accelpool_pool_stats_json(
     pool: *const accelpool_pool,
@@ -462,7 +462,7 @@ pub extern "C" fn accelpool_pool_stats_json(
 /// Shuts the pool down: stops taking requests, lets queued ones finish for
 /// up to `timeout_ms` milliseconds, cancels the rest, joins the workers.
 /// `*report_json` (may be NULL) gets the report as JSON (free it with
-/// [`accelpool_string_free`]). A second shutdown reports nothing new. The
+/// `accelpool_string_free`). A second shutdown reports nothing new. The
 /// pool must still be freed.
 #[no_mangle]
 pub extern "C" fn accelpool_pool_shutdown(

@@ -92,7 +92,7 @@ impl accelpool_request {
 }
 
 /// Makes an empty request (no tensors, priority normal, no deadline, any
-/// group) in `*request`. Free it with [`accelpool_request_free`] unless a
+/// group) in `*request`. Free it with `accelpool_request_free` unless a
 /// submit takes it.
 #[no_mangle]
 pub extern "C" fn accelpool_request_new(
