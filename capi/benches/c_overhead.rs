@@ -50,21 +50,9 @@ fn rust_round_trip(pool: &Pool<Tensors, Tensors>) -> f64 {
     median(ns)
 }
 
-fn c_round_trip(exe: &Path) -> f64 {
-    let out = Command::new(exe).arg(TRIPS.to_string()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| l.strip_prefix("p50_ns "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no p50 in {text}"))
-}
-
-fn throughput(cmd: &mut Command) -> f64 {
+/// Runs `cmd` from the project root and reads a number out of its output
+/// with `find` (which gets each line).
+fn figure(cmd: &mut Command, what: &str, find: impl Fn(&str) -> Option<f64>) -> f64 {
     let out = cmd.current_dir(root()).output().unwrap();
     assert!(
         out.status.success(),
@@ -73,10 +61,23 @@ fn throughput(cmd: &mut Command) -> f64 {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
-        .find(|l| l.contains("throughput (req/s)"))
-        .and_then(|l| l.split('|').nth(2))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no throughput in {text}"))
+        .find_map(find)
+        .unwrap_or_else(|| panic!("no {what} in {text}"))
+}
+
+fn c_round_trip(exe: &Path) -> f64 {
+    figure(Command::new(exe).arg(TRIPS.to_string()), "p50", |l| {
+        l.strip_prefix("p50_ns ")?.trim().parse().ok()
+    })
+}
+
+fn throughput(cmd: &mut Command) -> f64 {
+    figure(cmd, "throughput", |l| {
+        if !l.contains("throughput (req/s)") {
+            return None;
+        }
+        l.split('|').nth(2)?.trim().parse().ok()
+    })
 }
 
 fn main() {

@@ -8,9 +8,9 @@ use accelpool::openvino::Tensors;
 use accelpool::{DeadLetter, Request, TaskHandle};
 
 use crate::args;
-use crate::error::{accelpool_code, accelpool_error, c_string, guard, Error};
+use crate::error::{accelpool_code, accelpool_error, getter, guard, Error};
 use crate::handle::accelpool_handle;
-use crate::pool::accelpool_pool;
+use crate::pool::{accelpool_pool, give_string};
 use crate::request::accelpool_request;
 
 /// Letters in the pool's dead-letter queue now, to `*count`.
@@ -20,11 +20,8 @@ pub extern "C" fn accelpool_pool_dead_letter_count(
     count: *mut usize,
     error: *mut *mut accelpool_error,
 ) -> accelpool_code {
-    guard(error, || {
-        // SAFETY: the caller's live pool.
-        let p = unsafe { args::obj(pool, "pool") }?;
-        // SAFETY: the caller's out-pointer, checked for NULL.
-        unsafe { args::write_out(count, "count", p.pool().dead_letters().len()) }
+    getter(pool, "pool", count, "count", error, |p| {
+        Ok(p.pool().dead_letters().len())
     })
 }
 
@@ -69,9 +66,7 @@ pub extern "C" fn accelpool_pool_drain_dead_letters_json(
         args::out(json, "json")?;
         let letters = p.pool().dead_letters().drain();
         let all: Vec<_> = letters.iter().map(letter_json).collect();
-        let text = serde_json::Value::Array(all).to_string();
-        // SAFETY: checked not NULL above.
-        unsafe { json.write(c_string(text).into_raw()) };
+        give_string(serde_json::Value::Array(all).to_string(), json);
         Ok(())
     })
 }
@@ -136,12 +131,7 @@ pub extern "C" fn accelpool_replay_len(
     len: *mut usize,
     error: *mut *mut accelpool_error,
 ) -> accelpool_code {
-    guard(error, || {
-        // SAFETY: the caller's live replay list.
-        let r = unsafe { args::obj(replay, "replay") }?;
-        // SAFETY: the caller's out-pointer, checked for NULL.
-        unsafe { args::write_out(len, "len", r.entries.len()) }
-    })
+    getter(replay, "replay", len, "len", error, |r| Ok(r.entries.len()))
 }
 
 /// Takes entry `index`. `ACCELPOOL_CODE_OK`: it was resubmitted and

@@ -318,3 +318,24 @@ pub extern "C" fn accelpool_code_name(code: i32) -> *const c_char {
         .map_or(c"unknown", |(_, name)| name)
         .as_ptr()
 }
+
+/// The body of every getter: `read` of the caller's object `object`, written
+/// to the caller's `*out`, both checked for NULL first.
+pub(crate) fn getter<T, V>(
+    object: *const T,
+    object_name: &str,
+    out: *mut V,
+    out_name: &str,
+    error: *mut *mut accelpool_error,
+    read: impl FnOnce(&T) -> Result<V, Error>,
+) -> accelpool_code {
+    guard(error, || {
+        // SAFETY: NULL or the caller's live object (every getter's contract).
+        let o = unsafe { crate::args::obj(object, object_name) }?;
+        crate::args::out(out, out_name)?;
+        let v = read(o)?;
+        // SAFETY: not NULL (checked above) and writable by the contract.
+        unsafe { out.write(v) };
+        Ok(())
+    })
+}

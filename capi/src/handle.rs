@@ -5,7 +5,7 @@ use accelpool::openvino::Tensors;
 use accelpool::{Status, TaskHandle};
 
 use crate::args;
-use crate::error::{accelpool_code, accelpool_error, guard, Error};
+use crate::error::{accelpool_code, accelpool_error, getter, guard, Error};
 use crate::tensor::{accelpool_tensor_view, Names};
 
 /// Where a request is (values written by `accelpool_handle_status`).
@@ -127,9 +127,7 @@ pub extern "C" fn accelpool_handle_status(
     status: *mut i32,
     error: *mut *mut accelpool_error,
 ) -> accelpool_code {
-    guard(error, || {
-        // SAFETY: the caller's live handle.
-        let h = unsafe { args::obj(handle, "handle") }?;
+    getter(handle, "handle", status, "status", error, |h| {
         let s = match h.handle.status() {
             Status::Queued => accelpool_status::Queued,
             Status::Running => accelpool_status::Running,
@@ -138,8 +136,7 @@ pub extern "C" fn accelpool_handle_status(
             Status::Cancelled => accelpool_status::Cancelled,
             Status::Expired => accelpool_status::Expired,
         };
-        // SAFETY: the caller's out-pointer, checked for NULL.
-        unsafe { args::write_out(status, "status", s as i32) }
+        Ok(s as i32)
     })
 }
 
@@ -150,12 +147,7 @@ pub extern "C" fn accelpool_handle_id(
     id: *mut u64,
     error: *mut *mut accelpool_error,
 ) -> accelpool_code {
-    guard(error, || {
-        // SAFETY: the caller's live handle.
-        let h = unsafe { args::obj(handle, "handle") }?;
-        // SAFETY: the caller's out-pointer, checked for NULL.
-        unsafe { args::write_out(id, "id", h.handle.id()) }
-    })
+    getter(handle, "handle", id, "id", error, |h| Ok(h.handle.id()))
 }
 
 /// Cancels the request. `*cancelled` (may be NULL) is true when it was
@@ -195,11 +187,8 @@ pub extern "C" fn accelpool_result_output_count(
     count: *mut usize,
     error: *mut *mut accelpool_error,
 ) -> accelpool_code {
-    guard(error, || {
-        // SAFETY: the caller's live result.
-        let r = unsafe { args::obj(result, "result") }?;
-        // SAFETY: the caller's out-pointer, checked for NULL.
-        unsafe { args::write_out(count, "count", r.outputs.len()) }
+    getter(result, "result", count, "count", error, |r| {
+        Ok(r.outputs.len())
     })
 }
 
@@ -212,9 +201,7 @@ pub extern "C" fn accelpool_result_output(
     view: *mut accelpool_tensor_view,
     error: *mut *mut accelpool_error,
 ) -> accelpool_code {
-    guard(error, || {
-        // SAFETY: the caller's live result.
-        let r = unsafe { args::obj(result, "result") }?;
+    getter(result, "result", view, "view", error, |r| {
         let t = r.outputs.get(index).ok_or_else(|| {
             Error::new(
                 accelpool_code::NotFound,
@@ -225,8 +212,7 @@ pub extern "C" fn accelpool_result_output(
             )
         })?;
         let v = accelpool_tensor_view::of(t, r.names.get(index));
-        // SAFETY: the caller's out-pointer, checked for NULL.
-        unsafe { args::write_out(view, "view", v) }
+        Ok(v)
     })
 }
 

@@ -10,7 +10,7 @@ use accelpool::openvino::Tensors;
 use accelpool::{Pool, PoolBuilder, PoolConfig, Request, SubmitError, TaskHandle};
 
 use crate::args;
-use crate::error::{accelpool_code, accelpool_error, c_string, guard, Error};
+use crate::error::{accelpool_code, accelpool_error, c_string, getter, guard, Error};
 use crate::handle::accelpool_handle;
 use crate::request::accelpool_request;
 use crate::session::{accelpool_session_vtable, CFactory};
@@ -150,6 +150,19 @@ pub extern "C" fn accelpool_builder_build(
     })
 }
 
+/// Builds a pool of OpenVINO groups only into the caller's `*out`
+/// (checked not NULL by the caller).
+fn new_pool(config: PoolConfig, out: *mut *mut accelpool_pool) -> Result<(), Error> {
+    let b = accelpool_builder {
+        config,
+        sessions: Vec::new(),
+    };
+    let p = Box::new(accelpool_pool { pool: build(b)? });
+    // SAFETY: checked not NULL by the caller, before any work.
+    unsafe { out.write(Box::into_raw(p)) };
+    Ok(())
+}
+
 fn build(b: accelpool_builder) -> Result<Pool<Tensors, Tensors>, Error> {
     let mut pb = PoolBuilder::from_openvino_config(b.config)?;
     for (group, factory) in b.sessions {
@@ -180,14 +193,7 @@ pub extern "C" fn accelpool_pool_from_yaml_file(
         // SAFETY: the caller's NUL-terminated string.
         let path = unsafe { args::string(path, "path") }?;
         args::out(pool, "pool")?;
-        let b = accelpool_builder {
-            config: PoolConfig::from_yaml_file(Path::new(path))?,
-            sessions: Vec::new(),
-        };
-        let p = Box::new(accelpool_pool { pool: build(b)? });
-        // SAFETY: checked not NULL above.
-        unsafe { pool.write(Box::into_raw(p)) };
-        Ok(())
+        new_pool(PoolConfig::from_yaml_file(Path::new(path))?, pool)
     })
 }
 
@@ -203,14 +209,7 @@ pub extern "C" fn accelpool_pool_from_yaml_str(
         // SAFETY: the caller's NUL-terminated string.
         let yaml = unsafe { args::string(yaml, "yaml") }?;
         args::out(pool, "pool")?;
-        let b = accelpool_builder {
-            config: PoolConfig::from_yaml(yaml)?,
-            sessions: Vec::new(),
-        };
-        let p = Box::new(accelpool_pool { pool: build(b)? });
-        // SAFETY: checked not NULL above.
-        unsafe { pool.write(Box::into_raw(p)) };
-        Ok(())
+        new_pool(PoolConfig::from_yaml(yaml)?, pool)
     })
 }
 
@@ -332,9 +331,7 @@ pub extern "C" fn accelpool_pool_counts(
     counts: *mut accelpool_counts,
     error: *mut *mut accelpool_error,
 ) -> accelpool_code {
-    guard(error, || {
-        // SAFETY: the caller's live pool.
-        let p = unsafe { args::obj(pool, "pool") }?;
+    getter(pool, "pool", counts, "counts", error, |p| {
         let c = p.pool.stats().counts;
         let out = accelpool_counts {
             accepted: c.accepted,
@@ -347,8 +344,7 @@ pub extern "C" fn accelpool_pool_counts(
             cancelled: c.cancelled,
             expired: c.expired,
         };
-        // SAFETY: the caller's out-pointer, checked for NULL.
-        unsafe { args::write_out(counts, "counts", out) }
+        Ok(out)
     })
 }
 
@@ -398,9 +394,7 @@ pub extern "C" fn accelpool_pool_latency(
     latency: *mut accelpool_latency,
     error: *mut *mut accelpool_error,
 ) -> accelpool_code {
-    guard(error, || {
-        // SAFETY: the caller's live pool.
-        let p = unsafe { args::obj(pool, "pool") }?;
+    getter(pool, "pool", latency, "latency", error, |p| {
         args::out(latency, "latency")?;
         let l = p.pool.stats().latency;
         let q = match which {
@@ -410,7 +404,7 @@ pub extern "C" fn accelpool_pool_latency(
             other => {
                 return Err(Error::invalid(format!(
                     "`which` {other} is no accelpool_latency_kind; use \
-                     ACCELPOOL_LATENCY_KIND_END_TO_END, _QUEUE_WAIT or _SERVICE"
+                         ACCELPOOL_LATENCY_KIND_END_TO_END, _QUEUE_WAIT or _SERVICE"
                 )))
             }
         };
@@ -424,14 +418,13 @@ pub extern "C" fn accelpool_pool_latency(
             p999_us: q.p999_us,
             max_us: q.max_us,
         };
-        // SAFETY: the caller's out-pointer, checked for NULL.
-        unsafe { args::write_out(latency, "latency", out) }
+        Ok(out)
     })
 }
 
 /// Hands `json` to the caller as a string it frees with
 /// `accelpool_string_free`.
-fn give_string(json: String, out: *mut *mut c_char) {
+pub(crate) fn give_string(json: String, out: *mut *mut c_char) {
     // SAFETY: checked not NULL by the caller of this function.
     unsafe { out.write(c_string(json).into_raw()) };
 }

@@ -13,7 +13,7 @@ use accelpool::{
 };
 
 use crate::args;
-use crate::error::{accelpool_code, accelpool_error, c_string, guard, Error};
+use crate::error::{accelpool_code, accelpool_error, c_string, getter, guard, Error};
 use crate::tensor::{accelpool_tensor_view, Names, Shape};
 
 /// Bytes of the message buffer handed to `create` and `run`
@@ -319,12 +319,7 @@ pub extern "C" fn accelpool_batch_len(
     len: *mut usize,
     error: *mut *mut accelpool_error,
 ) -> accelpool_code {
-    guard(error, || {
-        // SAFETY: a batch handed to `run`, used during that call.
-        let b = unsafe { args::obj(batch, "batch") }?;
-        // SAFETY: the caller's out-pointer, checked for NULL.
-        unsafe { args::write_out(len, "len", b.items.len()) }
-    })
+    getter(batch, "batch", len, "len", error, |b| Ok(b.items.len()))
 }
 
 /// How many input tensors item `item` has.
@@ -335,12 +330,9 @@ pub extern "C" fn accelpool_batch_input_count(
     count: *mut usize,
     error: *mut *mut accelpool_error,
 ) -> accelpool_code {
-    guard(error, || {
-        // SAFETY: a batch handed to `run`, used during that call.
-        let b = unsafe { args::obj(batch, "batch") }?;
+    getter(batch, "batch", count, "count", error, |b| {
         let n = b.input(item)?.len();
-        // SAFETY: the caller's out-pointer, checked for NULL.
-        unsafe { args::write_out(count, "count", n) }
+        Ok(n)
     })
 }
 
@@ -353,9 +345,7 @@ pub extern "C" fn accelpool_batch_input(
     view: *mut accelpool_tensor_view,
     error: *mut *mut accelpool_error,
 ) -> accelpool_code {
-    guard(error, || {
-        // SAFETY: a batch handed to `run`, used during that call.
-        let b = unsafe { args::obj(batch, "batch") }?;
+    getter(batch, "batch", view, "view", error, |b| {
         let inputs = b.input(item)?;
         let t = inputs.get(index).ok_or_else(|| {
             Error::new(
@@ -367,8 +357,7 @@ pub extern "C" fn accelpool_batch_input(
             )
         })?;
         let v = accelpool_tensor_view::of(t, b.names[item].get(index));
-        // SAFETY: the caller's out-pointer, checked for NULL.
-        unsafe { args::write_out(view, "view", v) }
+        Ok(v)
     })
 }
 
@@ -382,14 +371,11 @@ pub extern "C" fn accelpool_batch_is_cancelled(
     cancelled: *mut bool,
     error: *mut *mut accelpool_error,
 ) -> accelpool_code {
-    guard(error, || {
-        // SAFETY: a batch handed to `run`, used during that call.
-        let b = unsafe { args::obj(batch, "batch") }?;
+    getter(batch, "batch", cancelled, "cancelled", error, |b| {
         let it = b.item(item)?;
         // SAFETY: the context outlives the `run` call (`CSession::call`).
         let c = unsafe { &*it.ctx }.is_cancelled();
-        // SAFETY: the caller's out-pointer, checked for NULL.
-        unsafe { args::write_out(cancelled, "cancelled", c) }
+        Ok(c)
     })
 }
 

@@ -1,10 +1,14 @@
 //! The C API as a C or C++ user meets it: `scripts/capi.sh compile` builds
 //! the examples and the C tests with the system compilers (`-Wall -Wextra
-//! -Werror`) against the static library `cargo test` just built, and these
-//! tests run them and check what they print: counts, the accounting
+//! -Werror`) against the static library (built by cargo into a target folder
+//! of its own), and these checks run them and check what they print: counts, the accounting
 //! identity, and answers equal to the Rust example's on the same inputs.
 //! The C-session test also runs under AddressSanitizer and
 //! UndefinedBehaviorSanitizer, and the C example under valgrind.
+//!
+//! One test runs the checks in turn, in a folder of this process's own
+//! (several copies of this binary may run at once) that it removes at the
+//! end.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,10 +23,53 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `target/<profile>`, where cargo put `libaccelpool_c.a`.
+/// `target/<profile>`, where this test runs from.
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// Builds `libaccelpool_c.a` once and returns its folder. `cargo test`
+/// links the library into tests as an rlib only, so the static library is
+/// built here, by cargo, into a target folder of its own (the one `cargo
+/// test` holds is locked while tests run). Incremental after the first time.
+fn static_lib_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let target = profile_dir().join("capi-lib");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let o = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "accelpool-capi", "--target-dir"])
+            .arg(&target)
+            .current_dir(root())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "building libaccelpool_c failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        target.join("debug")
+    })
+}
+
+/// This process's own folder for programs and answer files.
+fn work_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("accelpool-capi-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    })
+}
+
+/// Removes the work folder when the test ends, passed or failed.
+struct Cleanup;
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(work_dir());
+    }
 }
 
 /// Compiles the C and C++ programs once per variant; their folder.
@@ -31,9 +78,9 @@ fn programs(sanitize: bool) -> &'static Path {
     static SANITIZED: OnceLock<PathBuf> = OnceLock::new();
     let cell = if sanitize { &SANITIZED } else { &PLAIN };
     cell.get_or_init(|| {
-        let out = profile_dir().join(if sanitize { "capi-asan" } else { "capi" });
+        let out = work_dir().join(if sanitize { "sanitized" } else { "plain" });
         let mut cmd = Command::new(root().join("scripts/capi.sh"));
-        cmd.arg("compile").arg(profile_dir()).arg(&out);
+        cmd.arg("compile").arg(static_lib_dir()).arg(&out);
         if sanitize {
             cmd.arg("--sanitize");
         }
@@ -109,7 +156,7 @@ fn rust_answers() -> &'static HashMap<u64, (i32, f32, f32)> {
             "{} missing: run `cargo test` at the workspace root, which builds the examples",
             exe.display()
         );
-        let file = profile_dir().join("capi-rust-answers.txt");
+        let file = work_dir().join("rust-answers.txt");
         let (out, _) = run(Command::new(exe)
             .args(["--requests", REQUESTS, "--workers", "2", "--classes"])
             .arg(&file));
@@ -134,35 +181,12 @@ fn assert_same_answers(file: &Path) {
     }
 }
 
-#[test]
-fn the_c_example_runs_the_classifier_and_agrees_with_the_rust_api() {
-    let file = profile_dir().join("capi-c-answers.txt");
-    let (out, _) = run(Command::new(programs(false).join("batch_infer_c"))
-        .args([
-            "--requests",
-            REQUESTS,
-            "--workers",
-            "2",
-            "--threads",
-            "3",
-            "--classes",
-        ])
-        .arg(&file));
-    let n = accounting(&out);
-    assert_eq!(n[0], 300, "{out}");
-    assert_eq!(n[1], 300, "{out}");
-    assert!(out.contains("lent buffers released: 300 of 300"), "{out}");
-    assert!(
-        out.contains("throughput (req/s)") && out.contains("latency p99 (ms)"),
-        "{out}"
-    );
-    assert_same_answers(&file);
-}
-
-#[test]
-fn the_cpp_example_runs_the_classifier_and_agrees_with_the_rust_api() {
-    let file = profile_dir().join("capi-cpp-answers.txt");
-    let (out, _) = run(Command::new(programs(false).join("batch_infer_cpp"))
+/// Runs a batch example (`batch_infer_c` or `batch_infer_cpp`) on the real
+/// classifier from three submitting threads; checks its counts and that its
+/// answers are the Rust example's. Returns what it printed.
+fn run_example(program: &str) -> String {
+    let file = work_dir().join(format!("{program}-answers.txt"));
+    let (out, _) = run(Command::new(programs(false).join(program))
         .args([
             "--requests",
             REQUESTS,
@@ -175,16 +199,28 @@ fn the_cpp_example_runs_the_classifier_and_agrees_with_the_rust_api() {
         .arg(&file));
     let n = accounting(&out);
     assert_eq!((n[0], n[1]), (300, 300), "{out}");
+    assert!(
+        out.contains("throughput (req/s)") && out.contains("latency p99 (ms)"),
+        "{out}"
+    );
     assert_same_answers(&file);
+    out
 }
 
-#[test]
+fn the_c_example_runs_the_classifier_and_agrees_with_the_rust_api() {
+    let out = run_example("batch_infer_c");
+    assert!(out.contains("lent buffers released: 300 of 300"), "{out}");
+}
+
+fn the_cpp_example_runs_the_classifier_and_agrees_with_the_rust_api() {
+    run_example("batch_infer_cpp");
+}
+
 fn misuse_returns_documented_codes_and_never_crashes() {
     let (out, _) = run(&mut Command::new(programs(false).join("misuse")));
     assert!(out.contains("misuse: all checks passed"), "{out}");
 }
 
-#[test]
 fn c_sessions_under_address_and_undefined_behaviour_sanitizers() {
     let (out, err) = run(Command::new(programs(true).join("csession"))
         .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
@@ -194,7 +230,6 @@ fn c_sessions_under_address_and_undefined_behaviour_sanitizers() {
     assert!(!err.contains("Sanitizer"), "{err}");
 }
 
-#[test]
 fn the_c_example_under_valgrind_reports_no_error_and_no_leak() {
     // AddressSanitizer cannot load OpenVINO (its threading library is opened
     // with RTLD_DEEPBIND), so the example on the real model runs under
@@ -220,4 +255,14 @@ fn the_c_example_under_valgrind_reports_no_error_and_no_leak() {
         err.contains("definitely lost: 0 bytes") || err.contains("no leaks are possible"),
         "{err}"
     );
+}
+
+#[test]
+fn c_and_cpp_programs() {
+    let _cleanup = Cleanup;
+    misuse_returns_documented_codes_and_never_crashes();
+    c_sessions_under_address_and_undefined_behaviour_sanitizers();
+    the_c_example_runs_the_classifier_and_agrees_with_the_rust_api();
+    the_cpp_example_runs_the_classifier_and_agrees_with_the_rust_api();
+    the_c_example_under_valgrind_reports_no_error_and_no_leak();
 }
