@@ -31,7 +31,11 @@ use crate::exec::admission::Gate;
 fn accepted_slot() -> (Arc<Ledger>, Arc<Slot<u32>>) {
     let ledger = Arc::new(Ledger::default());
     ledger.accepted();
-    let slot = Arc::new(Slot::new(1, Arc::clone(&ledger)));
+    let slot = Arc::new(Slot::new(
+        1,
+        Arc::clone(&ledger),
+        crate::core::trace::request(1, crate::core::Priority::Normal),
+    ));
     (ledger, slot)
 }
 

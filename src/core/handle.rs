@@ -32,6 +32,7 @@ use super::clock::saturating_add;
 use super::counters::Ledger;
 use super::session::SessionError;
 use super::sync::{AtomicU8, Condvar, Mutex};
+use super::trace;
 
 /// Where a request is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -146,10 +147,12 @@ pub(crate) struct Slot<O> {
     cell: Mutex<Cell<O>>,
     ready: Condvar,
     ledger: Arc<Ledger>,
+    /// The request's span (nothing without the `request-spans` feature).
+    span: trace::RequestSpan,
 }
 
 impl<O> Slot<O> {
-    pub(crate) fn new(id: u64, ledger: Arc<Ledger>) -> Self {
+    pub(crate) fn new(id: u64, ledger: Arc<Ledger>, span: trace::RequestSpan) -> Self {
         Self {
             id,
             state: AtomicU8::new(QUEUED),
@@ -157,7 +160,13 @@ impl<O> Slot<O> {
             cell: Mutex::new(Cell::Empty),
             ready: Condvar::new(),
             ledger,
+            span,
         }
+    }
+
+    /// The request's span.
+    pub(crate) fn span(&self) -> &trace::RequestSpan {
+        &self.span
     }
 
     pub(crate) fn id(&self) -> u64 {
@@ -241,6 +250,7 @@ impl<O> Slot<O> {
             }
         }
         on_claim();
+        trace::outcome(&self.span, state);
         // Counted before the caller can see the result, so a caller that
         // has its result also sees it in the pool's counters.
         self.ledger.record_outcome(state);

@@ -17,6 +17,7 @@ mod request;
 mod session;
 mod snapshot;
 pub(crate) mod sync;
+pub(crate) mod trace;
 
 pub use batches::BatchStats;
 pub(crate) use batches::Batches;

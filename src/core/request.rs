@@ -10,6 +10,7 @@ use super::handle::{AttemptError, Slot};
 use super::letter::DeadLetter;
 use super::priority::Priority;
 use super::session::SessionError;
+use super::trace;
 
 /// Most device groups in one pool (a request remembers the groups that
 /// failed it as bits of a `u64`).
@@ -125,8 +126,9 @@ pub(crate) struct Job<I, O> {
     input: Arc<I>,
     priority: Priority,
     deadline: Option<Instant>,
-    /// Restricted to this group index.
-    only_group: Option<usize>,
+    /// Restricted to this group index (below `MAX_GROUPS`, so a byte: the
+    /// job stays small enough to hand back by value).
+    only_group: Option<u8>,
     /// Groups that already failed it (bit per group index).
     failed_groups: u64,
     submitted: Instant,
@@ -137,6 +139,15 @@ pub(crate) struct Job<I, O> {
     errors: Vec<AttemptError>,
     /// Admitted by a half-open breaker as a probe.
     probe: bool,
+    /// The span of its current wait in a queue.
+    queue_span: trace::QueueSpan,
+}
+
+/// A group index as a byte: indices are below `MAX_GROUPS` (64), which the
+/// configuration enforces.
+fn group_byte(i: usize) -> u8 {
+    debug_assert!(i < MAX_GROUPS);
+    i as u8
 }
 
 impl<I, O> Clone for Job<I, O> {
@@ -153,6 +164,7 @@ impl<I, O> Clone for Job<I, O> {
             attempts: self.attempts,
             errors: self.errors.clone(),
             probe: self.probe,
+            queue_span: self.queue_span.clone(),
         }
     }
 }
@@ -168,12 +180,14 @@ impl<I, O> Job<I, O> {
         only_group: Option<usize>,
     ) -> Self {
         let now = Instant::now();
+        let queue_span = trace::queue(slot.span());
         Self {
+            queue_span,
             slot,
             input,
             priority,
             deadline,
-            only_group,
+            only_group: only_group.map(group_byte),
             failed_groups: 0,
             submitted: now,
             enqueued: now,
@@ -211,12 +225,12 @@ impl<I, O> Job<I, O> {
     /// The group index it may run on only, if restricted.
     #[inline]
     pub(crate) fn only_group(&self) -> Option<usize> {
-        self.only_group
+        self.only_group.map(usize::from)
     }
 
     /// Moves the restriction (a reload's groups have other indices).
     pub(crate) fn restrict_to(&mut self, group: Option<usize>) {
-        self.only_group = group;
+        self.only_group = group.map(group_byte);
     }
 
     /// Groups that failed it, a bit per group index.
@@ -244,6 +258,13 @@ impl<I, O> Job<I, O> {
     pub(crate) fn entering_queue(&mut self, now: Instant, probe: bool) {
         self.enqueued = now;
         self.probe = probe;
+        self.queue_span = trace::queue(self.slot.span());
+    }
+
+    /// A worker took it: its wait in the queue is over.
+    #[inline]
+    pub(crate) fn left_queue(&mut self) {
+        self.queue_span = trace::no_queue();
     }
 
     /// Whether a half-open breaker admitted it as a probe.

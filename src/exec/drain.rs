@@ -175,6 +175,6 @@ pub(crate) fn stop<I: Send + Sync + 'static, O: Send + 'static>(
         }
     }
     report.elapsed = started.elapsed();
-    log::debug!("generation stopped: {report:?}");
+    tracing::debug!("generation stopped: {report:?}");
     report
 }

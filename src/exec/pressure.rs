@@ -125,7 +125,7 @@ impl Controller {
         let sample = match self.probe.sample() {
             Ok(s) => s,
             Err(e) => {
-                log::warn!("memory probe failed: {e}");
+                tracing::warn!("memory probe failed: {e}");
                 return;
             }
         };
@@ -154,7 +154,7 @@ impl Controller {
             sample,
             action,
         };
-        log::warn!(
+        tracing::warn!(
             "memory pressure {:?} at {:.1}% of {} MiB: {:?}",
             event.level,
             event.sample.fraction() * 100.0,

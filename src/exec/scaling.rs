@@ -42,7 +42,7 @@ pub(crate) fn tick<I, O>(groups: &Dispatch<I, O>, now: u64, pressure_high: bool)
                 {
                     w.state().park_reasons().remove(Reason::Idle);
                     w.wake();
-                    log::info!(
+                    tracing::info!(
                         "group `{}`: queue wait {} us over target; worker {} woken",
                         g.name(),
                         slowest_wait / 1000,
@@ -58,7 +58,7 @@ pub(crate) fn tick<I, O>(groups: &Dispatch<I, O>, now: u64, pressure_high: bool)
                 if let Some(w) = idle_worker {
                     w.state().park_reasons().add(Reason::Idle);
                     w.wake();
-                    log::info!(
+                    tracing::info!(
                         "group `{}`: worker {} idle past {:?}; parked",
                         g.name(),
                         w.state().index(),

@@ -175,7 +175,7 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(
                 Ok(Err(job)) => still_full.push(job),
                 Err(payload) => {
                     let error = SessionError::from_panic(&*payload);
-                    log::error!(
+                    tracing::error!(
                         "supervisor: re-routing request {} panicked: {}",
                         spare.slot().id(),
                         error.message()
@@ -205,7 +205,7 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(
 fn contain(panics: &Counter, task: &str, f: impl FnOnce()) {
     if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
         panics.inc();
-        log::error!(
+        tracing::error!(
             "supervisor: {task} panicked ({}); the supervisor carries on",
             SessionError::from_panic(&*payload).message()
         );
@@ -230,7 +230,7 @@ fn check_health<I: Send + Sync + 'static, O: Send + 'static>(sup: &Supervised<I,
                 continue;
             }
             g.note_stuck();
-            log::warn!(
+            tracing::warn!(
                 "group `{}` worker {}: call running over {:?}; failing its request over and replacing the worker",
                 g.name(),
                 state.index(),
@@ -244,7 +244,7 @@ fn check_health<I: Send + Sync + 'static, O: Send + 'static>(sup: &Supervised<I,
             let mut old = match spawn_worker(&ctx, index, core, shares, None) {
                 Ok(fresh) => std::mem::replace(&mut workers[pos], fresh),
                 Err(e) => {
-                    log::error!(
+                    tracing::error!(
                         "group `{}`: could not spawn a replacement worker: {e}",
                         g.name()
                     );

@@ -22,6 +22,7 @@ use super::queue::Receiving;
 use super::retries::Retries;
 use super::worker_state::WorkerState;
 use crate::config::BatchingConfig;
+use crate::core::trace;
 use crate::core::{
     saturating_add, BatchItem, ErrorKind, Event, Job, Outcome, RunContext, Session, SessionError,
     Timebase, WorkerInfo,
@@ -85,7 +86,7 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(start: WorkerStar
         let ok = pinning::pin_current(core);
         me.set_pinned(ok);
         if !ok {
-            log::warn!(
+            tracing::warn!(
                 "worker {} of group `{}`: pinning to core {} failed; running unpinned",
                 me.index(),
                 group.name(),
@@ -206,7 +207,7 @@ fn build_session<I: Send + Sync + 'static, O: Send + 'static>(
         Err(e) => {
             me.build_failed();
             me.set_healthy(false, group.healthy_workers());
-            log::warn!(
+            tracing::warn!(
                 "group `{}` worker {}: session build failed: {e}",
                 group.name(),
                 me.index()
@@ -371,10 +372,11 @@ fn run_many<I: Send + Sync + 'static, O: Send + 'static>(
         }
         return Next::TakenOver;
     }
-    for job in &batch {
+    for job in &mut batch {
         me.count(Event::Started);
         let waited = taken.saturating_duration_since(job.enqueued());
         me.note_queue_wait(u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX));
+        job.left_queue();
     }
     me.call_started(ctx.time.nanos_at(taken));
     let items: Vec<BatchItem<'_, I>> = batch
@@ -390,7 +392,12 @@ fn run_many<I: Send + Sync + 'static, O: Send + 'static>(
             },
         })
         .collect();
-    let result = catch_unwind(AssertUnwindSafe(|| session.run_batch(&items)));
+    let spans = batch.iter().map(|j| j.slot().span());
+    let attempt = batch.first().map_or(0, |j| j.attempts());
+    let result = {
+        let _run = trace::run(ctx.group.name(), me.index(), attempt, spans, n);
+        catch_unwind(AssertUnwindSafe(|| session.run_batch(&items)))
+    };
     drop(items);
     let done = Instant::now();
     me.call_ended(ctx.time.nanos_at(done));
@@ -413,7 +420,7 @@ fn run_many<I: Send + Sync + 'static, O: Send + 'static>(
             // The call failed as one, for good: one request may be at
             // fault, or the batch as such. Each runs alone to find out (the
             // same attempt), so a bad input fails only its own request.
-            log::debug!(
+            tracing::debug!(
                 "group `{}` worker {}: a batch of {n} failed ({e}); running each alone",
                 group.name(),
                 me.index()
@@ -425,7 +432,7 @@ fn run_many<I: Send + Sync + 'static, O: Send + 'static>(
             me.panicked();
             next = Next::Rebuild;
             let e = SessionError::from_panic(&*payload);
-            log::warn!(
+            tracing::warn!(
                 "group `{}` worker {}: session panicked in a batch of {n}: {}",
                 group.name(),
                 me.index(),
@@ -544,6 +551,7 @@ fn run_one<I: Send + Sync + 'static, O: Send + 'static>(
     // when its (possibly long) call ends.
     let queue_wait = taken.saturating_duration_since(job.enqueued());
     me.note_queue_wait(u64::try_from(queue_wait.as_nanos()).unwrap_or(u64::MAX));
+    job.left_queue();
     me.call_started(ctx.time.nanos_at(taken));
 
     let run = RunContext {
@@ -553,7 +561,11 @@ fn run_one<I: Send + Sync + 'static, O: Send + 'static>(
         request_id: job.slot().id(),
         batch: 1,
     };
-    let result = catch_unwind(AssertUnwindSafe(|| session.run(job.input(), &run)));
+    let spans = std::iter::once(job.slot().span());
+    let result = {
+        let _run = trace::run(ctx.group.name(), me.index(), job.attempts(), spans, 1);
+        catch_unwind(AssertUnwindSafe(|| session.run(job.input(), &run)))
+    };
     let done = Instant::now();
 
     me.call_ended(ctx.time.nanos_at(done));
@@ -565,7 +577,7 @@ fn run_one<I: Send + Sync + 'static, O: Send + 'static>(
         Err(payload) => {
             me.panicked();
             let error = SessionError::from_panic(&*payload);
-            log::warn!(
+            tracing::warn!(
                 "group `{}` worker {}: session panicked: {}",
                 group.name(),
                 me.index(),

@@ -485,7 +485,7 @@ impl OpenVinoFactory {
             .get_property(&PropertyKey::Rw(RwPropertyKey::HintInferencePrecision))
             .map(|p| p.to_lowercase())
             .unwrap_or_else(|_| "unknown".to_owned());
-        log::info!(
+        tracing::info!(
             "compiled {} for {} ({} input(s), {} output(s), precision {precision}{})",
             config.model.display(),
             config.device,

@@ -87,7 +87,7 @@ pub fn load(configured: Option<&Path>, allow_insecure: bool) -> Result<PathBuf, 
             minimum: format!("{}.{}", MIN_VERSION.0, MIN_VERSION.1),
         });
     }
-    log::info!("loaded OpenVINO {version} from {}", path.display());
+    tracing::info!("loaded OpenVINO {version} from {}", path.display());
     Ok(LOADED.get_or_init(|| (path, version)).0.clone())
 }
 
@@ -227,7 +227,7 @@ fn absolute(what: &str, value: &std::ffi::OsStr, searched: &mut Vec<String>) -> 
     } else {
         format!("`{}`, a relative path", p.display())
     };
-    log::warn!("{what} is {shown}; ignoring it (only absolute paths are searched)");
+    tracing::warn!("{what} is {shown}; ignoring it (only absolute paths are searched)");
     searched.push(format!(
         "{what}: {shown} (ignored: only absolute paths are searched)"
     ));

@@ -375,7 +375,7 @@ impl CircuitBreaker {
 
     fn move_to(&self, inner: &mut Inner, to: u8, reason: String, seen: WindowStats) {
         let from = BreakerState::from_u8(self.state.swap(to, Ordering::AcqRel));
-        log::info!(
+        tracing::info!(
             "breaker {from:?} -> {:?}: {reason}",
             BreakerState::from_u8(to)
         );

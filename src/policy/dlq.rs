@@ -68,7 +68,7 @@ impl<I> DeadLetterQueue<I> {
     #[cold]
     fn overflow(&self, letter: DeadLetter<I>) {
         self.overflowed.inc();
-        log::warn!(
+        tracing::warn!(
             "dead-letter queue full ({}): request {} pushed out by the {:?} policy",
             self.config.capacity,
             letter.id,

@@ -195,7 +195,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Generation<I, O> {
         let total = placed.len();
         let cores = pinning::available_cores();
         if total > cores {
-            log::info!(
+            tracing::info!(
                 "{total} workers over {cores} available core(s): workers share cores \
                  (each group keeps its configured count; see WorkerStats::shares_core)"
             );

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
+use crate::core::trace;
 use crate::core::{
     checked_deadline, saturating_add, CancelReason, DeadLetter, Job, Outcome, Priority, Refusal,
     ReplayError, Request, ShutdownReport, Slot, SubmitError, TaskHandle,
@@ -307,7 +308,9 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
                 }
             },
         };
-        let slot = Arc::new(Slot::new(s.next_id(), Arc::clone(s.ledger())));
+        let id = s.next_id();
+        let span = trace::request(id, priority);
+        let slot = Arc::new(Slot::new(id, Arc::clone(s.ledger()), span));
         let job = Job::new(Arc::clone(&slot), input, priority, deadline, only_group);
         let who = Eligibility {
             only: only_group,

@@ -30,7 +30,7 @@ impl PoolBuilder<Tensors, Tensors> {
                         kept.push(group);
                     }
                     Err(e) if e.is_device_absent() && ov.optional => {
-                        log::warn!("group `{}` skipped: {e}", group.name);
+                        tracing::warn!("group `{}` skipped: {e}", group.name);
                     }
                     Err(e) => return Err(e),
                 },
@@ -56,7 +56,7 @@ impl PoolBuilder<Tensors, Tensors> {
         match OpenVinoFactory::new(ov) {
             Ok(f) => Ok(self.group(group, f)),
             Err(e) if e.is_device_absent() && ov.optional => {
-                log::warn!("group `{}` skipped: {e}", group.name);
+                tracing::warn!("group `{}` skipped: {e}", group.name);
                 Ok(self)
             }
             Err(e) => Err(e),
