@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use accelpool::metrics::server::MetricsServer;
 use accelpool::openvino::{OpenVinoConfig, OpenVinoFactory, PerformanceHint, Tensor};
 use accelpool::{BatchingConfig, GroupConfig, Pool, Priority, Request};
 use clap::Parser;
@@ -62,6 +63,14 @@ struct Args {
     /// Also write the pool's stats as JSON here.
     #[arg(long)]
     stats_json: Option<PathBuf>,
+    /// Serve Prometheus metrics (`/metrics`, `/healthz`) on this address
+    /// while the job runs, for example `127.0.0.1:9464`.
+    #[arg(long)]
+    metrics: Option<std::net::SocketAddr>,
+    /// Keep serving metrics this long after the job (for a scraper to
+    /// catch the last figures), for example `5s`.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    metrics_linger: Duration,
     /// Also write each request's answer here, one line per request:
     /// `INDEX CLASS P0 P1` (the C and C++ examples write the same, so their
     /// answers can be compared).
@@ -195,6 +204,16 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             factory,
         )
         .build()?;
+    let pool = std::sync::Arc::new(pool);
+    let metrics = match args.metrics {
+        Some(addr) => {
+            let server = MetricsServer::start(addr, std::sync::Arc::clone(&pool))
+                .map_err(|e| format!("--metrics {addr}: cannot listen there: {e}"))?;
+            eprintln!("metrics on http://{}/metrics", server.local_addr());
+            Some(server)
+        }
+        None => None,
+    };
     let ready = started.elapsed();
 
     // Input preparation in parallel.
@@ -268,6 +287,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let wall = run_started.elapsed();
     bar.finish_and_clear();
     let report = pool.shutdown(Duration::from_secs(30));
+    if let Some(server) = metrics {
+        std::thread::sleep(args.metrics_linger);
+        server.stop();
+    }
     let s = &report.stats;
     let c = s.counts;
     let e2e = s.latency.end_to_end;

@@ -5,6 +5,7 @@ The layers, lowest first (docs/ARCHITECTURE.md has the map):
 
     core -> config -> policy -> exec -> pool
                    \\-> openvino (the backend: core and config only)
+    core -> metrics (Prometheus exposition of the snapshot; used by pool)
 
 A file's layer is its top folder under src/. Every `crate::<module>` path
 in code (comments and strings are skipped) must name its own layer or one
@@ -24,8 +25,9 @@ MAY_USE = {
     "config": {"core", "config"},
     "policy": {"core", "config", "policy"},
     "openvino": {"core", "config", "openvino"},
+    "metrics": {"core", "metrics"},
     "exec": {"core", "config", "policy", "exec"},
-    "pool": {"core", "config", "policy", "exec", "openvino", "pool"},
+    "pool": {"core", "config", "policy", "exec", "openvino", "metrics", "pool"},
 }
 
 

@@ -68,6 +68,8 @@
 mod config;
 mod core;
 mod exec;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 #[cfg(feature = "openvino")]
 pub mod openvino;
 mod policy;
@@ -81,14 +83,14 @@ pub use crate::config::{
     MAX_WORKERS, TIME_WINDOW_BUCKETS,
 };
 pub use crate::core::{
-    AttemptError, BatchItem, BatchResult, BatchStats, BreakerState, BreakerStats, CancelReason,
-    Clock, CountsSnapshot, DeadLetter, DeadLetterStats, ErrorKind, FailureRecord, GroupStats,
-    Health, HealthSummary, InputError, LatencySnapshot, ManualClock, ManualProbe, MemoryProbe,
-    MemorySample, MemoryStats, Percentiles, PoolStats, PressureAction, PressureEvent,
-    PressureLevel, Priority, QueueDepth, Refusal, ReloadReport, ReplayError, Request, RunContext,
-    Session, SessionError, SessionFactory, ShutdownReport, Status, SubmitError, SysinfoProbe,
-    SystemClock, TaskError, TaskHandle, Transition, WindowStats, WorkerInfo, WorkerStats,
-    MAX_GROUPS,
+    AttemptError, BatchItem, BatchResult, BatchStats, BreakerState, BreakerStats, Buckets,
+    CancelReason, Clock, CountsSnapshot, DeadLetter, DeadLetterStats, ErrorKind, ErrorKindCounts,
+    FailureRecord, GroupStats, Health, HealthSummary, InputError, LatencyHistograms,
+    LatencySnapshot, ManualClock, ManualProbe, MemoryProbe, MemorySample, MemoryStats, Percentiles,
+    PoolStats, PressureAction, PressureEvent, PressureLevel, Priority, QueueDepth, Refusal,
+    RefusalCounts, ReloadReport, ReplayError, Request, RunContext, Session, SessionError,
+    SessionFactory, ShutdownReport, Status, SubmitError, SysinfoProbe, SystemClock, TaskError,
+    TaskHandle, Transition, WindowStats, WorkerInfo, WorkerStats, LATENCY_BUCKETS, MAX_GROUPS,
 };
 pub use crate::policy::{Admission, CircuitBreaker, DeadLetterQueue};
 pub use crate::pool::{BuildError, NamedFactory, Pool, PoolBuilder};

@@ -16,6 +16,8 @@ use crossbeam_utils::CachePadded;
 use serde::Serialize;
 
 use super::handle::Status;
+use super::refusal::Refusal;
+use super::snapshot::RefusalCounts;
 use super::sync::{fence, AtomicBool, AtomicU64, Condvar, Mutex};
 
 /// One event counter.
@@ -187,6 +189,8 @@ impl AddAssign for CountsSnapshot {
 pub(crate) struct Ledger {
     counts: Counts,
     late_results: Counter,
+    /// Refusals by kind, in `RefusalCounts` order.
+    refusals: [Counter; 7],
     watching: AtomicBool,
     idle: Mutex<()>,
     idle_cv: Condvar,
@@ -197,6 +201,7 @@ impl Default for Ledger {
         Self {
             counts: Counts::default(),
             late_results: Counter::default(),
+            refusals: Default::default(),
             watching: AtomicBool::new(false),
             idle: Mutex::new(()),
             idle_cv: Condvar::new(),
@@ -211,9 +216,33 @@ impl Ledger {
         self.counts.inc(Event::Accepted);
     }
 
-    /// A submission was handed back.
-    pub(crate) fn rejected(&self) {
+    /// A submission was handed back, for `refusal`.
+    pub(crate) fn rejected(&self, refusal: &Refusal) {
         self.counts.inc(Event::Rejected);
+        let i = match refusal {
+            Refusal::Full { .. } => 0,
+            Refusal::Timeout { .. } => 1,
+            Refusal::Closed => 2,
+            Refusal::UnknownGroup { .. } => 3,
+            Refusal::MemoryPressure { .. } => 4,
+            Refusal::Unavailable => 5,
+            Refusal::Invalid { .. } => 6,
+        };
+        self.refusals[i].inc();
+    }
+
+    /// Submissions handed back, by kind.
+    pub(crate) fn refusals(&self) -> RefusalCounts {
+        let r = |i: usize| self.refusals[i].get();
+        RefusalCounts {
+            full: r(0),
+            timeout: r(1),
+            closed: r(2),
+            unknown_group: r(3),
+            memory_pressure: r(4),
+            unavailable: r(5),
+            invalid: r(6),
+        }
     }
 
     /// A result arrived for a request already resolved; it was discarded.

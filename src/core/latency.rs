@@ -1,5 +1,6 @@
 //! Latency histograms: one set per worker, merged into percentiles by a
-//! stats snapshot.
+//! stats snapshot, and bucket counts per priority level (the Prometheus
+//! histograms) kept beside them under the same lock.
 
 #![forbid(unsafe_code)]
 
@@ -8,6 +9,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use serde::Serialize;
+
+use super::priority::Priority;
 
 pub(super) fn histogram() -> Histogram<u64> {
     // 1 ns .. 1 hour at 2 significant digits: a few KiB per histogram.
@@ -24,6 +27,85 @@ struct Hists {
     queue_wait: Histogram<u64>,
     service: Histogram<u64>,
     end_to_end: Histogram<u64>,
+    buckets: LatencyHistograms,
+}
+
+/// Upper bounds, in seconds, of the latency buckets: 10 µs to 10 s, three
+/// per decade (an inference takes microseconds on a no-op session and
+/// seconds on a large model). A last bucket, `+Inf`, takes the rest.
+pub const LATENCY_BUCKETS: [f64; 19] = [
+    1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
+];
+
+/// Samples counted by bucket: `counts[i]` holds those at most
+/// `LATENCY_BUCKETS[i]` and above the bound before; the last entry those
+/// above every bound. Not cumulative; [`Buckets::cumulative`] is.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Buckets {
+    /// Samples per bucket.
+    pub counts: [u64; LATENCY_BUCKETS.len() + 1],
+    /// Sum of every sample, in seconds.
+    pub sum_seconds: f64,
+}
+
+impl Buckets {
+    #[inline]
+    fn record(&mut self, d: Duration) {
+        let s = d.as_secs_f64();
+        let i = LATENCY_BUCKETS.partition_point(|&b| b < s);
+        self.counts[i] += 1;
+        self.sum_seconds += s;
+    }
+
+    fn add(&mut self, other: &Buckets) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts) {
+            *a += b;
+        }
+        self.sum_seconds += other.sum_seconds;
+    }
+
+    /// Samples in all.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// `(upper bound, samples at most that bound)` for each bound, then
+    /// `(f64::INFINITY, count)`: Prometheus' `le` buckets.
+    pub fn cumulative(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        let bounds = LATENCY_BUCKETS.iter().copied().chain([f64::INFINITY]);
+        bounds.zip(self.counts.iter().scan(0, |sum, c| {
+            *sum += c;
+            Some(*sum)
+        }))
+    }
+}
+
+/// Bucket counts of the three latencies, per priority level (indexed by
+/// [`Priority::index`]: urgent, high, normal, low).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LatencyHistograms {
+    /// From entering a queue to a worker taking it (per attempt).
+    pub queue_wait: [Buckets; 4],
+    /// Time inside the session (per attempt).
+    pub service: [Buckets; 4],
+    /// From submit to the completed result.
+    pub end_to_end: [Buckets; 4],
+}
+
+impl LatencyHistograms {
+    fn add(&mut self, other: &LatencyHistograms) {
+        let pairs = [
+            (&mut self.queue_wait, &other.queue_wait),
+            (&mut self.service, &other.service),
+            (&mut self.end_to_end, &other.end_to_end),
+        ];
+        for (mine, theirs) in pairs {
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                a.add(b);
+            }
+        }
+    }
 }
 
 /// One worker's three latency histograms (nanoseconds), behind one lock
@@ -42,6 +124,7 @@ impl Default for Latencies {
             queue_wait: histogram(),
             service: histogram(),
             end_to_end: histogram(),
+            buckets: LatencyHistograms::default(),
         }))
     }
 }
@@ -51,16 +134,32 @@ impl Latencies {
     #[inline]
     pub(crate) fn record(
         &self,
+        priority: Priority,
         queue_wait: Duration,
         service: Duration,
         end_to_end: Option<Duration>,
     ) {
+        let p = priority.index();
         let mut h = self.0.lock();
         record(&mut h.queue_wait, queue_wait);
         record(&mut h.service, service);
+        h.buckets.queue_wait[p].record(queue_wait);
+        h.buckets.service[p].record(service);
         if let Some(e) = end_to_end {
             record(&mut h.end_to_end, e);
+            h.buckets.end_to_end[p].record(e);
         }
+    }
+
+    /// The bucket counts of `all`, summed.
+    pub(crate) fn histograms<'a>(
+        all: impl IntoIterator<Item = &'a Latencies>,
+    ) -> LatencyHistograms {
+        let mut sum = LatencyHistograms::default();
+        for l in all {
+            sum.add(&l.0.lock().buckets);
+        }
+        sum
     }
 
     /// Merges several workers' histograms into percentiles.
@@ -69,6 +168,7 @@ impl Latencies {
             queue_wait: histogram(),
             service: histogram(),
             end_to_end: histogram(),
+            buckets: LatencyHistograms::default(),
         };
         for l in all {
             let h = l.0.lock();

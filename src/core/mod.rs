@@ -28,7 +28,7 @@ pub(crate) use counters::{Counter, Counts, Event, Ledger};
 pub use handle::{AttemptError, CancelReason, Status, TaskError, TaskHandle};
 pub(crate) use handle::{Outcome, Slot};
 pub(crate) use latency::Latencies;
-pub use latency::{LatencySnapshot, Percentiles};
+pub use latency::{Buckets, LatencyHistograms, LatencySnapshot, Percentiles, LATENCY_BUCKETS};
 pub use letter::DeadLetter;
 pub use memory::{
     ManualProbe, MemoryProbe, MemorySample, PressureAction, PressureEvent, PressureLevel,
@@ -43,7 +43,7 @@ pub use session::{
     WorkerInfo,
 };
 pub use snapshot::{
-    BreakerState, BreakerStats, DeadLetterStats, FailureRecord, GroupStats, Health, HealthSummary,
-    MemoryStats, PoolStats, QueueDepth, ReloadReport, ShutdownReport, Transition, WindowStats,
-    WorkerStats,
+    BreakerState, BreakerStats, DeadLetterStats, ErrorKindCounts, FailureRecord, GroupStats,
+    Health, HealthSummary, MemoryStats, PoolStats, QueueDepth, RefusalCounts, ReloadReport,
+    ShutdownReport, Transition, WindowStats, WorkerStats,
 };

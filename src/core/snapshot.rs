@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::batches::BatchStats;
 use super::counters::CountsSnapshot;
-use super::latency::LatencySnapshot;
+use super::latency::{LatencyHistograms, LatencySnapshot};
 use super::memory::{MemorySample, PressureLevel};
 use super::priority::{LevelCapacity, Priority};
 use super::session::SessionError;
@@ -95,6 +95,8 @@ pub struct DeadLetterStats {
 pub struct PoolStats {
     /// Pool-level event counts: the accounting identity holds here.
     pub counts: CountsSnapshot,
+    /// Submissions handed back, by kind (they add up to `counts.rejected`).
+    pub refusals: RefusalCounts,
     /// Accepted requests not yet resolved.
     pub in_flight: u64,
     /// Results that arrived after their request was already resolved (for
@@ -174,6 +176,78 @@ impl HealthSummary {
     }
 }
 
+/// Failed attempts by what went wrong ([`ErrorKind`](crate::ErrorKind)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ErrorKindCounts {
+    /// Transient errors (retried).
+    pub transient: u64,
+    /// Permanent errors (dead-lettered at once).
+    pub permanent: u64,
+    /// Calls stopped because the request was cancelled.
+    pub cancelled: u64,
+    /// Session panics (caught; the session is rebuilt).
+    pub panicked: u64,
+    /// Calls that ran past the group's `call_timeout`.
+    pub timed_out: u64,
+}
+
+impl ErrorKindCounts {
+    /// `(kind name, count)` for each kind, in declaration order.
+    pub fn by_name(&self) -> [(&'static str, u64); 5] {
+        [
+            ("transient", self.transient),
+            ("permanent", self.permanent),
+            ("cancelled", self.cancelled),
+            ("panicked", self.panicked),
+            ("timed_out", self.timed_out),
+        ]
+    }
+}
+
+impl std::ops::AddAssign for ErrorKindCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.transient += o.transient;
+        self.permanent += o.permanent;
+        self.cancelled += o.cancelled;
+        self.panicked += o.panicked;
+        self.timed_out += o.timed_out;
+    }
+}
+
+/// Submissions handed back, by [`Refusal`](crate::Refusal) kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RefusalCounts {
+    /// Every eligible queue was full (`try_submit`).
+    pub full: u64,
+    /// The queues stayed full until the submit timeout.
+    pub timeout: u64,
+    /// The pool was shut down.
+    pub closed: u64,
+    /// The request named a group the pool does not have.
+    pub unknown_group: u64,
+    /// Memory pressure refused the request's level.
+    pub memory_pressure: u64,
+    /// No eligible group could take requests.
+    pub unavailable: u64,
+    /// The input did not fit the model.
+    pub invalid: u64,
+}
+
+impl RefusalCounts {
+    /// `(kind name, count)` for each kind, in declaration order.
+    pub fn by_name(&self) -> [(&'static str, u64); 7] {
+        [
+            ("full", self.full),
+            ("timeout", self.timeout),
+            ("closed", self.closed),
+            ("unknown_group", self.unknown_group),
+            ("memory_pressure", self.memory_pressure),
+            ("unavailable", self.unavailable),
+            ("invalid", self.invalid),
+        ]
+    }
+}
+
 /// One device group's stats.
 #[derive(Debug, Clone, Serialize)]
 pub struct GroupStats {
@@ -210,6 +284,12 @@ pub struct GroupStats {
     pub batching: Option<BatchStats>,
     /// Per active worker.
     pub workers: Vec<WorkerStats>,
+    /// Failed attempts by error kind (this configuration's workers).
+    pub failures: ErrorKindCounts,
+    /// Latency bucket counts by priority (the Prometheus histograms; left
+    /// out of the JSON, whose percentiles say the same more briefly).
+    #[serde(skip)]
+    pub histograms: LatencyHistograms,
 }
 
 /// The memory part of the pool's stats.
@@ -310,6 +390,8 @@ pub struct BreakerStats {
     pub overridden: u64,
     /// Most recent transitions, oldest first.
     pub transitions: Vec<Transition>,
+    /// Every transition so far (the list above keeps the latest).
+    pub transitions_total: u64,
     /// Most recent failures, oldest first.
     pub recent_failures: Vec<FailureRecord>,
 }

@@ -16,6 +16,7 @@ use super::queue::Levels;
 use super::worker::{self, WorkerCtx, WorkerStart};
 use super::worker_state::{HealthyWorkers, WorkerState};
 use crate::config::GroupConfig;
+use crate::core::ErrorKindCounts;
 use crate::core::{
     Batches, Clock, Counter, Counts, CountsSnapshot, Event, GroupStats, Job, Latencies, QueueDepth,
     SessionError, SessionFactory,
@@ -265,6 +266,20 @@ impl<I, O> Group<I, O> {
                         .chain(retired.iter().filter_map(|w| w.batches())),
                 )
             }),
+            failures: workers
+                .iter()
+                .map(|w| w.state.failures())
+                .chain(retired.iter().map(|w| w.failures()))
+                .fold(ErrorKindCounts::default(), |mut a, b| {
+                    a += b;
+                    a
+                }),
+            histograms: Latencies::histograms(
+                workers
+                    .iter()
+                    .map(|w| w.state.latency())
+                    .chain(retired.iter().map(|w| w.latency())),
+            ),
             workers: per_worker,
         }
     }

@@ -105,7 +105,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Retries<I, O> {
         elapsed: Duration,
         batch: usize,
     ) {
-        me.count(Event::FailedAttempt);
+        me.failed(error.kind());
         let cancelled = error.kind() == ErrorKind::Cancelled || job.slot().is_cancel_requested();
         let retryable = error.is_retryable();
         let attempt = AttemptError {

@@ -504,7 +504,8 @@ fn finish<I: Send + Sync + 'static, O: Send + 'static>(
     match outcome {
         Ok(output) => {
             let end_to_end = (taken + service).saturating_duration_since(job.submitted());
-            me.latency().record(queue_wait, service, Some(end_to_end));
+            me.latency()
+                .record(job.priority(), queue_wait, service, Some(end_to_end));
             group.breaker().record_call(job.is_probe(), service, false);
             if !job
                 .slot()
@@ -514,9 +515,10 @@ fn finish<I: Send + Sync + 'static, O: Send + 'static>(
             }
         }
         Err(error) => {
-            me.latency().record(queue_wait, service, None);
+            me.latency()
+                .record(job.priority(), queue_wait, service, None);
             if taken_over {
-                me.count(Event::FailedAttempt);
+                me.failed(error.kind());
                 ctx.retries.ledger().late_result();
             } else {
                 ctx.retries

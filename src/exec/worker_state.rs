@@ -8,7 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use parking_lot::Mutex;
 
 use super::park::ParkReasons;
-use crate::core::{Batches, Counter, Counts, CountsSnapshot, Event, Job, Latencies, WorkerStats};
+use crate::core::{
+    Batches, Counter, Counts, CountsSnapshot, ErrorKind, ErrorKindCounts, Event, Job, Latencies,
+    WorkerStats,
+};
 
 /// How many workers of a group are healthy: the router skips the group at
 /// zero. Moved only by a worker's own health transitions
@@ -38,6 +41,8 @@ pub(crate) struct WorkerState<I, O> {
     session_builds: Counter,
     build_failures: Counter,
     panics: Counter,
+    /// Failed attempts by error kind, in `ErrorKindCounts` order.
+    failures: [Counter; 5],
     /// Its batches, when the group batches.
     batches: Option<Batches>,
     /// The requests being run, so a stuck call can be taken over.
@@ -79,6 +84,7 @@ impl<I, O> WorkerState<I, O> {
             session_builds: Counter::default(),
             build_failures: Counter::default(),
             panics: Counter::default(),
+            failures: Default::default(),
             current: Mutex::new(Current {
                 jobs: Vec::new(),
                 taken_over: false,
@@ -125,6 +131,31 @@ impl<I, O> WorkerState<I, O> {
     #[inline]
     pub(super) fn count(&self, e: Event) {
         self.counts.inc(e);
+    }
+
+    /// An attempt failed with an error of `kind`.
+    pub(super) fn failed(&self, kind: ErrorKind) {
+        self.counts.inc(Event::FailedAttempt);
+        let i = match kind {
+            ErrorKind::Transient => 0,
+            ErrorKind::Permanent => 1,
+            ErrorKind::Cancelled => 2,
+            ErrorKind::Panicked => 3,
+            ErrorKind::TimedOut => 4,
+        };
+        self.failures[i].inc();
+    }
+
+    /// Failed attempts by error kind.
+    pub(crate) fn failures(&self) -> ErrorKindCounts {
+        let f = |i: usize| self.failures[i].get();
+        ErrorKindCounts {
+            transient: f(0),
+            permanent: f(1),
+            cancelled: f(2),
+            panicked: f(3),
+            timed_out: f(4),
+        }
     }
 
     pub(crate) fn counts(&self) -> CountsSnapshot {

@@ -70,6 +70,8 @@ struct Inner {
     closed_at: Option<Instant>,
     probes: Probes,
     transitions: VecDeque<Transition>,
+    /// Every transition since the breaker was made.
+    transitions_total: u64,
     failures: VecDeque<FailureRecord>,
 }
 
@@ -140,6 +142,7 @@ impl CircuitBreaker {
                 closed_at: None,
                 probes: Probes::default(),
                 transitions: VecDeque::new(),
+                transitions_total: 0,
                 failures: VecDeque::new(),
             }),
             config,
@@ -379,6 +382,7 @@ impl CircuitBreaker {
             "breaker {from:?} -> {:?}: {reason}",
             BreakerState::from_u8(to)
         );
+        inner.transitions_total += 1;
         if inner.transitions.len() >= self.config.history.max(1) {
             inner.transitions.pop_front();
         }
@@ -422,6 +426,7 @@ impl CircuitBreaker {
             rejected: self.rejected.get(),
             overridden: self.overridden.get(),
             transitions: inner.transitions.iter().cloned().collect(),
+            transitions_total: inner.transitions_total,
             recent_failures: inner.failures.iter().cloned().collect(),
         }
     }

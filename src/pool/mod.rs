@@ -259,14 +259,14 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
                 Err(r) if r.refusal == Refusal::Closed => {
                     let now = self.current.load();
                     if Arc::ptr_eq(&*now, &*generation) {
-                        self.persistent.ledger().rejected();
+                        self.persistent.ledger().rejected(&r.refusal);
                         return Err(r);
                     }
                     generation = now;
                     (input, group) = (r.input, r.group);
                 }
                 Err(r) => {
-                    self.persistent.ledger().rejected();
+                    self.persistent.ledger().rejected(&r.refusal);
                     return Err(r);
                 }
                 ok => return ok,

@@ -36,6 +36,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
         PoolStats {
             memory: s.pressure().stats(parked_workers),
             counts,
+            refusals: self.persistent.ledger().refusals(),
             in_flight: s.ledger().in_flight(),
             late_results_discarded: s.ledger().late_results(),
             supervisor_panics: self.persistent.supervisor_panics().get(),
@@ -45,5 +46,24 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
             health: HealthSummary::of(&groups),
             groups,
         }
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
+    /// The stats in the Prometheus text format (feature `metrics`); see
+    /// [`metrics::render`](crate::metrics::render).
+    pub fn prometheus(&self) -> String {
+        crate::metrics::render(&self.stats())
+    }
+}
+
+/// A shared pool is a stats source for the metrics endpoint.
+#[cfg(feature = "metrics")]
+impl<I: Send + Sync + 'static, O: Send + 'static> crate::metrics::server::StatsSource
+    for std::sync::Arc<Pool<I, O>>
+{
+    fn stats(&self) -> PoolStats {
+        Pool::stats(self)
     }
 }
