@@ -25,6 +25,30 @@ fn busy(d: Duration) {
     }
 }
 
+/// `{ level: [[upper bound in seconds, samples in that bucket], ...] }`
+/// of the queue wait, all groups together.
+fn buckets(stats: &accelpool::PoolStats) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for p in Priority::ALL {
+        let mut counts = [0u64; accelpool::LATENCY_BUCKETS.len() + 1];
+        for g in &stats.groups {
+            for (c, n) in counts
+                .iter_mut()
+                .zip(g.histograms.queue_wait[p.index()].counts)
+            {
+                *c += n;
+            }
+        }
+        let bounds = accelpool::LATENCY_BUCKETS
+            .iter()
+            .map(|&b| json!(b))
+            .chain([json!("+Inf")]);
+        let pairs: Vec<_> = bounds.zip(counts).map(|(b, n)| json!([b, n])).collect();
+        out.insert(p.to_string(), json!(pairs));
+    }
+    serde_json::Value::Object(out)
+}
+
 fn main() {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pool = Arc::new(
@@ -92,6 +116,9 @@ fn main() {
             "low_queue_depth_at_end": low_depth,
             "target_p99_wait_ns": target,
             "p99_wait_within_target": p99_wait <= target,
+            // Queue wait by priority, from the pool's histograms: the
+            // distribution `scripts/bench.sh` plots.
+            "queue_wait_buckets": buckets(&report.stats),
         }),
     );
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use accelpool::metrics::server::MetricsServer;
 use accelpool::openvino::{OpenVinoConfig, OpenVinoFactory, PerformanceHint, Tensor};
 use accelpool::{BatchingConfig, GroupConfig, Pool, Priority, Request};
+use accelpool::{PoolStats, LATENCY_BUCKETS};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
@@ -71,6 +72,10 @@ struct Args {
     /// catch the last figures), for example `5s`.
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     metrics_linger: Duration,
+    /// Draw the run as an SVG here: the latency distribution per priority
+    /// (end to end, from the pool's histograms) and throughput over time.
+    #[arg(long)]
+    plot: Option<PathBuf>,
     /// Also write each request's answer here, one line per request:
     /// `INDEX CLASS P0 P1` (the C and C++ examples write the same, so their
     /// answers can be compared).
@@ -111,6 +116,70 @@ fn parse_mix(s: &str) -> Result<Vec<(Priority, u32)>, String> {
             Ok((p, w))
         })
         .collect()
+}
+
+#[path = "plots/mod.rs"]
+mod plots;
+
+/// The run as an SVG: end-to-end latency distribution per priority (the
+/// pool's histograms, all groups) and completions per second over time.
+fn plot(
+    path: &std::path::Path,
+    stats: &PoolStats,
+    started: Instant,
+    done_at: &[Instant],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let latency: Vec<plots::Series> = Priority::ALL
+        .iter()
+        .filter_map(|p| {
+            let mut counts = [0u64; LATENCY_BUCKETS.len() + 1];
+            for g in &stats.groups {
+                for (c, n) in counts
+                    .iter_mut()
+                    .zip(g.histograms.end_to_end[p.index()].counts)
+                {
+                    *c += n;
+                }
+            }
+            let bounds = LATENCY_BUCKETS.iter().copied().chain([f64::INFINITY]);
+            plots::distribution(&p.to_string(), bounds.zip(counts))
+        })
+        .collect();
+    // Completions per 100 ms window, as requests per second.
+    let window = 0.1;
+    let mut bins = vec![0u64; 1];
+    for t in done_at {
+        let i = (t.duration_since(started).as_secs_f64() / window) as usize;
+        if bins.len() <= i {
+            bins.resize(i + 1, 0);
+        }
+        bins[i] += 1;
+    }
+    let throughput = [plots::Series {
+        label: "completed".into(),
+        points: bins
+            .iter()
+            .enumerate()
+            .map(|(i, n)| ((i as f64 + 0.5) * window, *n as f64 / window))
+            .collect(),
+    }];
+    plots::two(
+        path,
+        (
+            "End-to-end latency by priority",
+            "latency (ms, bucket upper bound)",
+            "share of requests",
+            &latency,
+            true,
+        ),
+        (
+            "Throughput",
+            "time since start (s)",
+            "requests per second",
+            &throughput,
+            false,
+        ),
+    )
 }
 
 /// A synthetic text-line image in PP-OCR's input range: dark strokes on a
@@ -252,6 +321,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             let mut angles = [0usize; 2];
             let mut answers = Vec::new();
             let mut output = None;
+            let mut done_at = Vec::new();
             for (i, h) in rx {
                 let h: accelpool::TaskHandle<Vec<Tensor>> = h;
                 if let Ok(out) = h.wait() {
@@ -267,9 +337,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                         output.get_or_insert_with(|| format!("{} {:?}", t.name, t.shape));
                     }
                 }
+                done_at.push(Instant::now());
                 bar.inc(1);
             }
-            (angles, answers, output)
+            (angles, answers, output, done_at)
         })
     };
     let mut refused = 0usize;
@@ -283,7 +354,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     drop(tx);
-    let (angles, answers, output) = collector.join().map_err(|_| "collector thread panicked")?;
+    let (angles, answers, output, done_at) =
+        collector.join().map_err(|_| "collector thread panicked")?;
     let wall = run_started.elapsed();
     bar.finish_and_clear();
     let report = pool.shutdown(Duration::from_secs(30));
@@ -372,6 +444,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         "  accounting: accepted {} = completed {} + dead-lettered {} + cancelled {} + expired {}",
         c.accepted, c.completed, c.dead_lettered, c.cancelled, c.expired
     );
+    if let Some(path) = &args.plot {
+        plot(path, s, run_started, &done_at)?;
+        println!("  plot written to {}", path.display());
+    }
     if let Some(path) = &args.classes {
         let mut text = answers.join("\n");
         text.push('\n');

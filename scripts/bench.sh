@@ -33,3 +33,5 @@ for name in ["dispatch", "throughput", "priority_isolation", "idle_cost", "break
 (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 print("summary written to", out / "summary.json")
 PY
+# The figures as SVG plots (bench-results/plots/).
+cargo run --release --quiet --example bench_plots -- "$out"
