@@ -88,6 +88,13 @@ fn every_outcome(pool: &Pool<i64, i64>, gate: &Gate) {
     eventually("every request resolved", || pool.stats().in_flight == 0);
 }
 
+/// The tests of this file run one at a time: one of them counts the
+/// process's threads, which another test's pool would change.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// `name{labels}` -> value, for every sample line.
 fn samples(text: &str) -> HashMap<String, f64> {
     text.lines()
@@ -110,6 +117,7 @@ fn stats_and_text() -> (PoolStats, String, Pool<i64, i64>) {
 
 #[test]
 fn every_counter_of_the_snapshot_appears_with_its_value() {
+    let _serial = serial();
     let (s, text, _pool) = stats_and_text();
     assert_accounting(&s);
     let m = samples(&text);
@@ -171,6 +179,7 @@ fn every_counter_of_the_snapshot_appears_with_its_value() {
 
 #[test]
 fn histograms_are_cumulative_and_count_the_events() {
+    let _serial = serial();
     let (s, text, _pool) = stats_and_text();
     let m = samples(&text);
     let mut completed = 0.0;
@@ -224,6 +233,7 @@ fn histograms_are_cumulative_and_count_the_events() {
 
 #[test]
 fn promtool_accepts_the_exposition() {
+    let _serial = serial();
     let (_, text, _pool) = stats_and_text();
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
@@ -263,6 +273,7 @@ fn get(addr: SocketAddr, path: &str) -> String {
 
 #[test]
 fn the_endpoint_serves_metrics_and_health_and_refuses_the_rest() {
+    let _serial = serial();
     let gate = Arc::new(Gate::new());
     let pool = Arc::new(pool(gate));
     pool.submit(Request::new(2)).unwrap().wait().unwrap();
@@ -315,6 +326,7 @@ fn threads() -> usize {
 
 #[test]
 fn slow_and_flooding_clients_block_neither_the_pool_nor_other_clients() {
+    let _serial = serial();
     let gate = Arc::new(Gate::new());
     let pool = Arc::new(pool(gate));
     let server = MetricsServer::start("127.0.0.1:0", Arc::clone(&pool)).unwrap();
@@ -401,6 +413,7 @@ fn try_get(addr: SocketAddr, path: &str) -> String {
 
 #[test]
 fn a_real_prometheus_scrapes_the_batch_example() {
+    let _serial = serial();
     const N: u32 = 120;
     let dir = std::env::temp_dir().join(format!("accelpool-prometheus-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
