@@ -8,9 +8,9 @@ use accelpool::openvino::Tensors;
 use accelpool::{DeadLetter, Request, TaskHandle};
 
 use crate::args;
-use crate::error::{accelpool_code, accelpool_error, getter, guard, Error};
+use crate::error::{accelpool_code, accelpool_error, c_string, getter, guard, Error};
 use crate::handle::accelpool_handle;
-use crate::pool::{accelpool_pool, give_string};
+use crate::pool::accelpool_pool;
 use crate::request::accelpool_request;
 
 /// Letters in the pool's dead-letter queue now, to `*count`.
@@ -60,14 +60,10 @@ pub extern "C" fn accelpool_pool_drain_dead_letters_json(
     json: *mut *mut c_char,
     error: *mut *mut accelpool_error,
 ) -> accelpool_code {
-    guard(error, || {
-        // SAFETY: the caller's live pool.
-        let p = unsafe { args::obj(pool, "pool") }?;
-        args::out(json, "json")?;
+    getter(pool, "pool", json, "json", error, |p| {
         let letters = p.pool().dead_letters().drain();
         let all: Vec<_> = letters.iter().map(letter_json).collect();
-        give_string(serde_json::Value::Array(all).to_string(), json);
-        Ok(())
+        Ok(c_string(serde_json::Value::Array(all).to_string()).into_raw())
     })
 }
 

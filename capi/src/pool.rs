@@ -424,7 +424,7 @@ pub extern "C" fn accelpool_pool_latency(
 
 /// Hands `json` to the caller as a string it frees with
 /// `accelpool_string_free`.
-pub(crate) fn give_string(json: String, out: *mut *mut c_char) {
+fn give_string(json: String, out: *mut *mut c_char) {
     // SAFETY: checked not NULL by the caller of this function.
     unsafe { out.write(c_string(json).into_raw()) };
 }
@@ -443,12 +443,8 @@ pub extern "C" fn accelpool_pool_stats_json(
     json: *mut *mut c_char,
     error: *mut *mut accelpool_error,
 ) -> accelpool_code {
-    guard(error, || {
-        // SAFETY: the caller's live pool.
-        let p = unsafe { args::obj(pool, "pool") }?;
-        args::out(json, "json")?;
-        give_string(self::json(&p.pool.stats())?, json);
-        Ok(())
+    getter(pool, "pool", json, "json", error, |p| {
+        Ok(c_string(self::json(&p.pool.stats())?).into_raw())
     })
 }
 
