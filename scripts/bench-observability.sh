@@ -7,10 +7,14 @@
 # Writes bench-results/observability.json with the median ratios.
 #
 #   ./scripts/bench-observability.sh [ROUNDS]   # default 3 rounds
+#   ./scripts/bench-observability.sh --report N # summarise N earlier rounds
 set -euo pipefail
 cd "$(dirname "$0")/.."
+report_only=false
+if [ "${1:-}" = --report ]; then report_only=true; shift; fi
 rounds=${1:-3}
 out=${ACCELPOOL_BENCH_OUT:-$PWD/bench-results}
+if ! $report_only; then
 plain_dir=target/bench-plain
 cargo bench --no-run --quiet --bench dispatch --bench throughput \
   --no-default-features --features openvino --target-dir "$plain_dir"
@@ -23,6 +27,7 @@ for r in $(seq "$rounds"); do
   run --no-default-features --features openvino --target-dir "$plain_dir" "$out/observability/plain-$r"
   run --features request-spans "$out/observability/full-$r"
 done
+fi
 python3 - "$out" "$rounds" <<'PY'
 import json, pathlib, statistics, sys
 out, rounds = pathlib.Path(sys.argv[1]), int(sys.argv[2])
@@ -39,6 +44,8 @@ for r in range(1, rounds + 1):
     # the moment cancels out.
     rows.setdefault("hot_p50_vs_channel", []).append(
         f["ratio_hot_p50_vs_channel"] / p["ratio_hot_p50_vs_channel"])
+    rows.setdefault("throughput_vs_rayon", []).append(
+        tf["ratio_pool_vs_rayon"] / tp["ratio_pool_vs_rayon"])
 result = {k: {"median": round(statistics.median(v), 3), "runs": [round(x, 3) for x in v]}
           for k, v in rows.items()}
 result["rounds"] = rounds
