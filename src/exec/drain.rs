@@ -34,8 +34,13 @@ use super::retries::Retries;
 use super::supervisor::SupervisorThread;
 use crate::core::{Job, Ledger};
 
-/// How long an idle worker may take to exit after the deadline.
-const IDLE_EXIT_GRACE: Duration = Duration::from_millis(100);
+/// How long a worker that is not inside a session call may take to exit
+/// after the deadline. Such a worker runs only our own code (between calls,
+/// or holding requests it took but has not started), so it exits at once
+/// unless the machine starves it; detaching it instead would let it hand
+/// back requests after the stop returned. Generous, because it is paid only
+/// by a worker that needs it (a session factory stuck in a rebuild, at most).
+const IDLE_EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// What to wait for before stopping the workers.
 pub(crate) enum Drain<'a> {

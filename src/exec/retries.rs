@@ -9,7 +9,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -32,8 +32,11 @@ use crate::policy::DeadLetterQueue;
 pub(crate) struct Retries<I, O> {
     policy: RetryPolicy,
     tx: Sender<Msg<I, O>>,
-    /// Retries waiting in the supervisor (a generation is idle only at 0).
+    /// Retries waiting in the supervisor, or on their way to it (a
+    /// generation is idle only at 0).
     pending: AtomicUsize,
+    /// Set when the supervisor stops taking retries (see [`Retries::close`]).
+    closed: AtomicBool,
     dlq: Arc<DeadLetterQueue<I>>,
     ledger: Arc<Ledger>,
     /// Group names by index, for dead letters' group restriction.
@@ -52,6 +55,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Retries<I, O> {
             policy,
             tx,
             pending: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
             dlq,
             ledger,
             names,
@@ -77,16 +81,43 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Retries<I, O> {
     }
 
     /// Hands a job to the supervisor, to be routed again once `due` passes.
-    /// If the supervisor is gone (the pool finished shutting down), the
-    /// request is cancelled.
+    /// If the supervisor has stopped taking retries (the generation is
+    /// stopping), the request is cancelled here instead.
+    ///
+    /// The hand-off and [`Retries::close`] are a handshake like the
+    /// admission gate's: this side raises `pending` then reads `closed`; the
+    /// supervisor sets `closed` then waits for `pending` to match what it
+    /// received. A `SeqCst` fence between the write and the read on each
+    /// side means at least one sees the other, so a retry is either
+    /// received by the supervisor or cancelled here, never left in a
+    /// channel nobody reads.
     pub(crate) fn schedule(&self, due: Instant, job: Job<I, O>) {
         self.pending.fetch_add(1, Ordering::AcqRel);
+        // SeqCst: orders raising `pending` before reading `closed` (the
+        // handshake above).
+        fence(Ordering::SeqCst);
+        if self.closed.load(Ordering::Relaxed) {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            job.slot()
+                .resolve(Outcome::Cancelled(CancelReason::Shutdown));
+            return;
+        }
         if let Err(e) = self.tx.send(Msg::Retry(due, job)) {
             self.pending.fetch_sub(1, Ordering::AcqRel);
             let Msg::Retry(_, job) = e.0 else { return };
             job.slot()
                 .resolve(Outcome::Cancelled(CancelReason::Shutdown));
         }
+    }
+
+    /// The supervisor stops taking retries: a `schedule` that has not
+    /// raised `pending` yet cancels its request; one that has is waited for
+    /// by the supervisor (`supervisor::run`) until its retry arrives.
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        // SeqCst: orders setting `closed` before the supervisor reads
+        // `pending` (the handshake in `schedule`).
+        fence(Ordering::SeqCst);
     }
 
     /// Asks the supervisor to stop (it hands back the retries it holds).

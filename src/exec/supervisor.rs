@@ -192,11 +192,31 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(
             push(&mut heap, now + FULL_RECHECK, job);
         }
     }
+    // Stop taking retries, then wait for those already on their way: every
+    // retry counted in `pending` is in the heap or will arrive in `rx`
+    // (`Retries::schedule` has the handshake). The wait is bounded in case
+    // a count went wrong; a retry missed then is reported, not waited for.
+    sup.retries.close();
     let mut left: Vec<Job<I, O>> = heap.into_iter().map(|p| p.job).collect();
-    left.extend(rx.try_iter().filter_map(|m| match m {
-        Msg::Retry(_, job) => Some(job),
-        Msg::Stop => None,
-    }));
+    let give_up = Instant::now() + Duration::from_secs(5);
+    loop {
+        left.extend(rx.try_iter().filter_map(|m| match m {
+            Msg::Retry(_, job) => Some(job),
+            Msg::Stop => None,
+        }));
+        if sup.retries.pending() <= left.len() {
+            break;
+        }
+        if Instant::now() >= give_up {
+            tracing::error!(
+                "supervisor: {} retries announced but not received at stop; they are lost \
+                 (a bug: please report it)",
+                sup.retries.pending() - left.len()
+            );
+            break;
+        }
+        std::thread::yield_now();
+    }
     left
 }
 
