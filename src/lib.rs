@@ -77,10 +77,11 @@ mod pool;
 
 pub use crate::config::{
     ranges, AllOpenPolicy, BackendConfig, BatchingConfig, BreakerConfig, BreakerMode, ConfigError,
-    DeadLetterConfig, GroupConfig, LevelCapacity, MemoryConfig, OverflowPolicy, PoolConfig,
-    RetryPolicy, ScalingConfig, MAX_ATTEMPTS, MAX_BATCH_SIZE, MAX_BREAKER_WINDOW, MAX_CAPACITY,
-    MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_DEAD_LETTERS, MAX_HALF_OPEN_CALLS, MAX_WARMUP,
-    MAX_WORKERS, TIME_WINDOW_BUCKETS,
+    DeadLetterConfig, DeadlineAdmission, GroupConfig, LevelCapacity, MemoryConfig, OverflowPolicy,
+    PoolConfig, RetryPolicy, RoutingConfig, RoutingStrategy, ScalingConfig, MAX_ATTEMPTS,
+    MAX_BATCH_SIZE, MAX_BREAKER_WINDOW, MAX_CAPACITY, MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH,
+    MAX_DEAD_LETTERS, MAX_HALF_OPEN_CALLS, MAX_WARMUP, MAX_WEIGHT, MAX_WORKERS,
+    TIME_WINDOW_BUCKETS,
 };
 pub use crate::core::{
     AttemptError, BatchItem, BatchResult, BatchStats, BreakerState, BreakerStats, Buckets,

@@ -16,6 +16,7 @@ mod memory;
 #[cfg(feature = "openvino")]
 pub(crate) mod openvino;
 pub mod ranges;
+mod routing;
 mod yaml_guard;
 
 pub use crate::core::LevelCapacity;
@@ -25,6 +26,7 @@ pub use breaker::{
     TIME_WINDOW_BUCKETS,
 };
 pub use memory::MemoryConfig;
+pub use routing::{DeadlineAdmission, RoutingConfig, RoutingStrategy, MAX_WEIGHT};
 
 use crate::core::{Priority, MAX_GROUPS};
 use ranges::{check_count, check_duration};
@@ -83,6 +85,11 @@ pub struct GroupConfig {
     /// Routing priority, 1 to 10: higher is tried first.
     #[serde(default = "defaults::priority")]
     pub priority: u8,
+    /// Share of traffic among groups of equal priority under the
+    /// `weighted` routing strategy, 1 to [`MAX_WEIGHT`] (other strategies
+    /// ignore it).
+    #[serde(default = "defaults::weight")]
+    pub weight: u32,
     /// Worker threads: the most the group runs, 1 to [`MAX_WORKERS`]. All
     /// start; load scaling and memory pressure may park some, down to
     /// `min_workers`. The count is honoured even above the cores the
@@ -205,6 +212,7 @@ impl GroupConfig {
         Self {
             name: name.into(),
             priority: defaults::priority(),
+            weight: defaults::weight(),
             workers: defaults::workers(),
             min_workers: defaults::workers(),
             scaling: ScalingConfig::default(),
@@ -234,6 +242,12 @@ impl GroupConfig {
     /// Sets the routing priority (1-10).
     pub fn priority(mut self, p: u8) -> Self {
         self.priority = p;
+        self
+    }
+
+    /// Sets the routing weight (1 to [`MAX_WEIGHT`]).
+    pub fn weight(mut self, w: u32) -> Self {
+        self.weight = w;
         self
     }
 
@@ -304,6 +318,7 @@ impl GroupConfig {
                 format!("{} is outside 1..=10", self.priority),
             ));
         }
+        check_count(|| format!("{path}.weight"), self.weight, 1, MAX_WEIGHT)?;
         check_count(|| format!("{path}.workers"), self.workers, 1, MAX_WORKERS)?;
         if !(1..=self.workers).contains(&self.min_workers) {
             return Err(ConfigError::new(
@@ -478,6 +493,12 @@ pub struct PoolConfig {
     /// breaker open.
     #[serde(default)]
     pub when_all_open: AllOpenPolicy,
+    /// How requests spread over groups of equal priority.
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    /// Refusing at submit what cannot meet its deadline (off by default).
+    #[serde(default)]
+    pub deadline_admission: DeadlineAdmission,
     /// Device groups: 1 to [`MAX_GROUPS`](crate::MAX_GROUPS). A file with
     /// more is refused as it is read, not after.
     #[serde(default, deserialize_with = "bounded_groups")]
@@ -492,6 +513,8 @@ impl Default for PoolConfig {
             health_check_interval: defaults::health_interval(),
             memory: MemoryConfig::default(),
             when_all_open: AllOpenPolicy::default(),
+            routing: RoutingConfig::default(),
+            deadline_admission: DeadlineAdmission::default(),
             groups: Vec::new(),
         }
     }
@@ -563,6 +586,7 @@ impl PoolConfig {
             MAX_DEAD_LETTERS,
         )?;
         self.memory.validate()?;
+        self.deadline_admission.validate()?;
         check_duration(
             || "health_check_interval".into(),
             self.health_check_interval,
@@ -630,6 +654,9 @@ mod defaults {
 
     pub fn priority() -> u8 {
         5
+    }
+    pub fn weight() -> u32 {
+        1
     }
     pub fn workers() -> usize {
         1

@@ -190,7 +190,7 @@ pub(crate) struct Ledger {
     counts: Counts,
     late_results: Counter,
     /// Refusals by kind, in `RefusalCounts` order.
-    refusals: [Counter; 7],
+    refusals: [Counter; 8],
     watching: AtomicBool,
     idle: Mutex<()>,
     idle_cv: Condvar,
@@ -227,6 +227,7 @@ impl Ledger {
             Refusal::MemoryPressure { .. } => 4,
             Refusal::Unavailable => 5,
             Refusal::Invalid { .. } => 6,
+            Refusal::DeadlineUnmeetable { .. } => 7,
         };
         self.refusals[i].inc();
     }
@@ -242,6 +243,7 @@ impl Ledger {
             memory_pressure: r(4),
             unavailable: r(5),
             invalid: r(6),
+            deadline_unmeetable: r(7),
         }
     }
 

@@ -407,6 +407,7 @@ fn run_many<I: Send + Sync + 'static, O: Send + 'static>(
     let mut next = Next::Continue;
     let whole_call_failed = match result {
         Ok(Ok(outs)) if outs.len() == n => {
+            group.note_service(service, n);
             for (job, out) in batch.into_iter().zip(outs) {
                 finish(ctx, me, job, out, taken, service, n, taken_over);
             }
@@ -575,7 +576,12 @@ fn run_one<I: Send + Sync + 'static, O: Send + 'static>(
     let service = done - taken;
 
     let (outcome, next) = match result {
-        Ok(outcome) => (outcome, Next::Continue),
+        Ok(outcome) => {
+            if outcome.is_ok() {
+                group.note_service(service, 1);
+            }
+            (outcome, Next::Continue)
+        }
         Err(payload) => {
             me.panicked();
             let error = SessionError::from_panic(&*payload);

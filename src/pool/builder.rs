@@ -10,7 +10,8 @@ use super::generation::Generation;
 use super::persistent::Persistent;
 use super::Pool;
 use crate::config::{
-    AllOpenPolicy, DeadLetterConfig, GroupConfig, MemoryConfig, PoolConfig, RetryPolicy,
+    AllOpenPolicy, DeadLetterConfig, DeadlineAdmission, GroupConfig, MemoryConfig, PoolConfig,
+    RetryPolicy, RoutingConfig,
 };
 use crate::core::{
     Clock, DeadLetter, MemoryProbe, PressureEvent, SessionFactory, SysinfoProbe, SystemClock,
@@ -69,6 +70,32 @@ impl<I: Send + Sync + 'static, O: Send + 'static> PoolBuilder<I, O> {
     /// open (default [`AllOpenPolicy::LeastBad`]).
     pub fn when_all_open(mut self, policy: AllOpenPolicy) -> Self {
         self.config.when_all_open = policy;
+        self
+    }
+
+    /// Sets how requests spread over groups of equal priority (default
+    /// [`RoutingStrategy::LeastLoaded`](crate::RoutingStrategy)).
+    ///
+    /// ```
+    /// use accelpool::{GroupConfig, Pool, RoutingConfig, RoutingStrategy, SessionError, WorkerInfo};
+    /// let echo = |_: &WorkerInfo| Ok(|x: &u32| -> Result<u32, SessionError> { Ok(*x) });
+    /// let pool = Pool::<u32, u32>::builder()
+    ///     .routing(RoutingConfig { strategy: RoutingStrategy::RoundRobin, seed: None })
+    ///     .group(GroupConfig::new("a").pin(false), echo)
+    ///     .group(GroupConfig::new("b").pin(false), echo)
+    ///     .build()?;
+    /// assert_eq!(pool.stats().routing, RoutingStrategy::RoundRobin);
+    /// # Ok::<(), accelpool::BuildError>(())
+    /// ```
+    pub fn routing(mut self, routing: RoutingConfig) -> Self {
+        self.config.routing = routing;
+        self
+    }
+
+    /// Sets deadline-aware admission (off by default): see
+    /// [`DeadlineAdmission`].
+    pub fn deadline_admission(mut self, admission: DeadlineAdmission) -> Self {
+        self.config.deadline_admission = admission;
         self
     }
 

@@ -117,7 +117,15 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Generation<I, O> {
             });
         }
         let names = groups.iter().map(|g| Arc::clone(g.name())).collect();
-        let groups = Arc::new(Dispatch::new(groups, config.when_all_open));
+        let (seed, turns) = pool.routing();
+        let groups = Arc::new(Dispatch::new(
+            groups,
+            config.when_all_open,
+            config.deadline_admission,
+            config.routing,
+            seed,
+            Arc::clone(turns),
+        ));
         let (supervisor_tx, supervisor_rx) = unbounded();
         let retries = Arc::new(Retries::new(
             config.retry.clone(),

@@ -317,7 +317,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
             failed: 0,
             same_group_fallback: s.retries().policy().same_group_fallback,
         };
-        let (job, refusal) = match s.groups().offer(job, who) {
+        let (job, refusal) = match s.groups().offer(job, who, true) {
             Ok(_) => {
                 s.ledger().accepted();
                 return Ok(TaskHandle::new(slot));
