@@ -74,14 +74,15 @@ pub mod metrics;
 pub mod openvino;
 mod policy;
 mod pool;
+mod runtime;
 
 pub use crate::config::{
     ranges, AllOpenPolicy, BackendConfig, BatchingConfig, BreakerConfig, BreakerMode, ConfigError,
     DeadLetterConfig, DeadlineAdmission, GroupConfig, LevelCapacity, MemoryConfig, OverflowPolicy,
-    PoolConfig, RetryPolicy, RoutingConfig, RoutingStrategy, ScalingConfig, MAX_ATTEMPTS,
-    MAX_BATCH_SIZE, MAX_BREAKER_WINDOW, MAX_CAPACITY, MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH,
-    MAX_DEAD_LETTERS, MAX_HALF_OPEN_CALLS, MAX_WARMUP, MAX_WEIGHT, MAX_WORKERS,
-    TIME_WINDOW_BUCKETS,
+    PoolConfig, RetryPolicy, RoutingConfig, RoutingStrategy, RuntimeConfig, ScalingConfig,
+    MAX_ATTEMPTS, MAX_BATCH_SIZE, MAX_BREAKER_WINDOW, MAX_CAPACITY, MAX_CONFIG_BYTES,
+    MAX_CONFIG_DEPTH, MAX_CORE_ID, MAX_DEAD_LETTERS, MAX_HALF_OPEN_CALLS, MAX_MODELS, MAX_WARMUP,
+    MAX_WEIGHT, MAX_WORKERS, TIME_WINDOW_BUCKETS,
 };
 pub use crate::core::{
     AttemptError, BatchItem, BatchResult, BatchStats, BreakerState, BreakerStats, Buckets,
@@ -95,6 +96,7 @@ pub use crate::core::{
 };
 pub use crate::policy::{Admission, CircuitBreaker, DeadLetterQueue};
 pub use crate::pool::{BuildError, NamedFactory, Pool, PoolBuilder};
+pub use crate::runtime::{ModelStats, Runtime, RuntimeError, RuntimeStats};
 
 #[cfg(all(test, loom))]
 mod loom_models;

@@ -223,7 +223,10 @@ impl Ledger {
             Refusal::Full { .. } => 0,
             Refusal::Timeout { .. } => 1,
             Refusal::Closed => 2,
-            Refusal::UnknownGroup { .. } => 3,
+            // A runtime refuses an unknown model before any pool sees it
+            // (and counts it itself); were one to reach a pool, it is the
+            // unknown name it is.
+            Refusal::UnknownGroup { .. } | Refusal::UnknownModel { .. } => 3,
             Refusal::MemoryPressure { .. } => 4,
             Refusal::Unavailable => 5,
             Refusal::Invalid { .. } => 6,

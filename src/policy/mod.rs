@@ -1,9 +1,10 @@
 //! Pure state machines and decisions, with no threads and no channels, each
 //! testable alone: the circuit breaker, the router, the retry policy, the
 //! dead-letter queue, memory-pressure hysteresis, load scaling and the
-//! deadline estimate.
+//! deadline estimate, and the core budget's allotment.
 
 pub(crate) mod breaker;
+pub(crate) mod cores;
 pub(crate) mod deadline;
 pub(crate) mod dlq;
 pub(crate) mod pressure;

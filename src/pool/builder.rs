@@ -92,6 +92,14 @@ impl<I: Send + Sync + 'static, O: Send + 'static> PoolBuilder<I, O> {
         self
     }
 
+    /// Pins this pool's workers on these cores only (ids as the operating
+    /// system numbers them); default every core the process may use. See
+    /// [`Runtime`](crate::Runtime) for several pools over one budget.
+    pub fn cores(mut self, cores: Vec<usize>) -> Self {
+        self.config.cores = Some(cores);
+        self
+    }
+
     /// Sets deadline-aware admission (off by default): see
     /// [`DeadlineAdmission`].
     pub fn deadline_admission(mut self, admission: DeadlineAdmission) -> Self {
@@ -178,6 +186,16 @@ impl<I: Send + Sync + 'static, O: Send + 'static> PoolBuilder<I, O> {
     ) -> Self {
         self.on_overflow = Some(Box::new(hook));
         self
+    }
+
+    /// The configuration built so far.
+    pub(crate) fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    /// The configuration to change (a runtime sets `cores`).
+    pub(crate) fn config_mut(&mut self) -> &mut PoolConfig {
+        &mut self.config
     }
 
     /// How long dropping the pool waits for queued work (default 30 s).
