@@ -111,7 +111,9 @@ fn a_deadline_shorter_than_the_work_ahead_is_refused_at_submit() {
     let stats = pool.shutdown(LONG).stats;
     assert_eq!(stats.refusals.deadline_unmeetable, 2);
     assert_eq!(stats.counts.rejected, 2);
-    assert!(stats.groups[0].service_time_ms >= SERVICE.as_secs_f64() * 1e3);
+    // The moving average of the calls (the held one may have been short).
+    let service_ms = stats.groups[0].service_time_ms;
+    assert!(service_ms >= SERVICE.as_secs_f64() * 1e3 / 2.0, "{service_ms} ms");
     assert_accounting(&stats);
 }
 
