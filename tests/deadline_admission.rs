@@ -113,7 +113,10 @@ fn a_deadline_shorter_than_the_work_ahead_is_refused_at_submit() {
     assert_eq!(stats.counts.rejected, 2);
     // The moving average of the calls (the held one may have been short).
     let service_ms = stats.groups[0].service_time_ms;
-    assert!(service_ms >= SERVICE.as_secs_f64() * 1e3 / 2.0, "{service_ms} ms");
+    assert!(
+        service_ms >= SERVICE.as_secs_f64() * 1e3 / 2.0,
+        "{service_ms} ms"
+    );
     assert_accounting(&stats);
 }
 
