@@ -18,6 +18,7 @@ pub(crate) mod openvino;
 pub mod ranges;
 mod routing;
 mod runtime;
+mod tenants;
 mod yaml_guard;
 
 pub use crate::core::LevelCapacity;
@@ -30,6 +31,7 @@ pub use memory::MemoryConfig;
 pub use routing::{DeadlineAdmission, RoutingConfig, RoutingStrategy, MAX_WEIGHT};
 pub(crate) use runtime::check_model_name;
 pub use runtime::{RuntimeConfig, MAX_MODELS};
+pub use tenants::TenantsConfig;
 
 use crate::core::{Priority, MAX_GROUPS};
 use ranges::{check_count, check_duration};
@@ -526,6 +528,9 @@ pub struct PoolConfig {
     /// Refusing at submit what cannot meet its deadline (off by default).
     #[serde(default)]
     pub deadline_admission: DeadlineAdmission,
+    /// Tenants sharing each priority level by weight (off by default).
+    #[serde(default)]
+    pub tenants: TenantsConfig,
     /// The cores pinned workers go on, as the operating system numbers
     /// them (each one the process may run on). Default: every core the
     /// process may use. A [`Runtime`](crate::Runtime) sets it for each of
@@ -548,6 +553,7 @@ impl Default for PoolConfig {
             when_all_open: AllOpenPolicy::default(),
             routing: RoutingConfig::default(),
             deadline_admission: DeadlineAdmission::default(),
+            tenants: TenantsConfig::default(),
             cores: None,
             groups: Vec::new(),
         }
@@ -590,6 +596,7 @@ impl PoolConfig {
         )?;
         self.memory.validate()?;
         self.deadline_admission.validate()?;
+        self.tenants.validate()?;
         if let Some(cores) = &self.cores {
             check_cores("cores", cores)?;
         }

@@ -49,5 +49,5 @@ pub use session::{
 pub use snapshot::{
     BreakerState, BreakerStats, DeadLetterStats, ErrorKindCounts, FailureRecord, GroupStats,
     Health, HealthSummary, MemoryStats, PoolStats, QueueDepth, RefusalCounts, ReloadReport,
-    ShutdownReport, Transition, WindowStats, WorkerStats,
+    ShutdownReport, TenantStats, Transition, WindowStats, WorkerStats,
 };

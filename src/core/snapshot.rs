@@ -216,6 +216,22 @@ impl std::ops::AddAssign for ErrorKindCounts {
     }
 }
 
+/// One tenant's counts in one group (tenant fairness on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TenantStats {
+    /// The tenant's key (`""` for requests without one; `"(other)"` sums
+    /// the tenants not reported by name).
+    pub tenant: String,
+    /// Requests queued for it.
+    pub accepted: u64,
+    /// Requests a worker took for it (or a shutdown swept).
+    pub served: u64,
+    /// Requests turned away because its share of a level was full.
+    pub refused: u64,
+    /// Requests waiting now.
+    pub queued: usize,
+}
+
 /// Submissions handed back, by [`Refusal`](crate::Refusal) kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct RefusalCounts {
@@ -269,6 +285,9 @@ pub struct GroupStats {
     /// milliseconds (0 before the first): deadline-aware admission's
     /// per-call figure.
     pub service_time_ms: f64,
+    /// With tenant fairness on: the most active tenants (up to 16), then
+    /// `"(other)"` for the rest; empty otherwise.
+    pub tenants: Vec<TenantStats>,
     /// False when none of its workers is healthy: the router skips it.
     pub healthy: bool,
     /// Its circuit breaker.

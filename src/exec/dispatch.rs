@@ -33,6 +33,19 @@ pub(crate) struct Dispatch<I, O> {
     turns: Arc<AtomicU64>,
 }
 
+/// Pauses of a submitter waiting for its tenant's share of a level to
+/// free: 50 µs doubling to 2 ms.
+#[derive(Default)]
+struct Backoff(u32);
+
+impl Backoff {
+    fn next(&mut self) -> std::time::Duration {
+        let pause = std::time::Duration::from_micros(50u64 << self.0.min(5));
+        self.0 += 1;
+        pause
+    }
+}
+
 /// SplitMix64's output function: the `n`th draw of the sequence `seed`
 /// starts, a bijection of `seed + n * golden ratio`. Stateless, so one
 /// atomic counter makes a lock-free, reproducible generator.
@@ -280,6 +293,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
         until: Option<Instant>,
         closing: &Receiver<()>,
     ) -> Result<usize, (Job<I, O>, Refusal)> {
+        let mut backoff = Backoff::default();
         loop {
             // Waiting for room, a request may go to any healthy group that
             // takes its input and whose breaker is not open (or, when all
@@ -318,24 +332,23 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
                 sel.send(self.groups[gi as usize].levels().sender(job.priority()));
             }
             let closing_op = sel.recv(closing);
-            let op = match until {
-                Some(d) => match sel.select_deadline(d) {
-                    Ok(op) => op,
+            let ready = match until {
+                Some(d) => match sel.ready_deadline(d) {
+                    Ok(i) => i,
                     Err(_) => {
                         let priority = job.priority();
                         return Err((job, Refusal::Timeout { priority }));
                     }
                 },
-                None => sel.select(),
+                None => sel.ready(),
             };
-            if op.index() == closing_op {
-                let _ = op.recv(closing);
+            if ready == closing_op {
                 return Err((job, Refusal::Closed));
             }
-            let gi = route[op.index()] as usize;
+            let gi = route[ready] as usize;
             let g = &self.groups[gi];
             job.entering_queue(Instant::now(), false);
-            match op.send(g.levels().sender(job.priority()), job) {
+            match g.levels().try_send(job.priority(), job) {
                 Ok(()) => {
                     g.count(Event::Accepted);
                     if g.breaker().state() == BreakerState::Open {
@@ -343,7 +356,20 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
                     }
                     return Ok(gi);
                 }
-                Err(e) => job = e.into_inner(),
+                Err(TrySendError::Full(j) | TrySendError::Disconnected(j)) => {
+                    job = j;
+                    // Another submitter took the room, or (tenant fairness)
+                    // the level has room but this tenant's share of it is
+                    // full: the channel stays ready, so wait a little before
+                    // looking again instead of spinning on it.
+                    if !g.levels().sender(job.priority()).is_full() {
+                        let pause = backoff.next();
+                        std::thread::sleep(match until {
+                            Some(d) => pause.min(d.saturating_duration_since(Instant::now())),
+                            None => pause,
+                        });
+                    }
+                }
             }
         }
     }

@@ -15,7 +15,7 @@ use parking_lot::{Mutex, MutexGuard};
 use super::queue::Levels;
 use super::worker::{self, WorkerCtx, WorkerStart};
 use super::worker_state::{HealthyWorkers, WorkerState};
-use crate::config::GroupConfig;
+use crate::config::{GroupConfig, TenantsConfig};
 use crate::core::ErrorKindCounts;
 use crate::core::{
     Batches, Clock, Counter, Counts, CountsSnapshot, Event, Ewma, GroupStats, Job, Latencies,
@@ -103,6 +103,7 @@ impl<I: 'static, O: 'static> Group<I, O> {
     pub(crate) fn new(
         index: usize,
         config: GroupConfig,
+        tenants: &TenantsConfig,
         factory: Arc<dyn SessionFactory<I, O>>,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -112,6 +113,7 @@ impl<I: 'static, O: 'static> Group<I, O> {
             levels: Levels::new(
                 &config.capacity,
                 config.breaker.half_open_max_calls as usize,
+                tenants,
             ),
             breaker: CircuitBreaker::new(config.breaker.clone(), clock),
             healthy_workers: HealthyWorkers::default(),
@@ -276,6 +278,7 @@ impl<I, O> Group<I, O> {
             priority: self.config.priority,
             weight: self.config.weight,
             service_time_ms: self.per_call.get() as f64 / 1e6,
+            tenants: self.levels.tenant_stats(),
             healthy: self.is_healthy(),
             breaker: self.breaker.stats(),
             in_flight: queue_depth.total() + self.levels.probes_waiting() + running,

@@ -105,11 +105,7 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(start: WorkerStar
     };
     let Some(mut session) = first else { return };
 
-    let mut rx = Receiving::new(
-        group.levels().receivers(),
-        &control,
-        group.config().spin_before_park,
-    );
+    let mut rx = Receiving::new(group.levels(), &control, group.config().spin_before_park);
     let batching = group.config().batching.clone();
     // A request taken while filling a batch that could not join it: it is
     // running (started) and goes first next time round.

@@ -11,7 +11,7 @@ use super::persistent::Persistent;
 use super::Pool;
 use crate::config::{
     AllOpenPolicy, DeadLetterConfig, DeadlineAdmission, GroupConfig, MemoryConfig, PoolConfig,
-    RetryPolicy, RoutingConfig,
+    RetryPolicy, RoutingConfig, TenantsConfig,
 };
 use crate::core::{
     Clock, DeadLetter, MemoryProbe, PressureEvent, SessionFactory, SysinfoProbe, SystemClock,
@@ -97,6 +97,13 @@ impl<I: Send + Sync + 'static, O: Send + 'static> PoolBuilder<I, O> {
     /// [`Runtime`](crate::Runtime) for several pools over one budget.
     pub fn cores(mut self, cores: Vec<usize>) -> Self {
         self.config.cores = Some(cores);
+        self
+    }
+
+    /// Sets tenant fairness within each priority level (off by default):
+    /// see [`TenantsConfig`].
+    pub fn tenants(mut self, tenants: TenantsConfig) -> Self {
+        self.config.tenants = tenants;
         self
     }
 

@@ -106,6 +106,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Generation<I, O> {
             groups.push(Arc::new(Group::new(
                 index,
                 g.clone(),
+                &config.tenants,
                 factory,
                 Arc::clone(pool.clock()),
             )));
