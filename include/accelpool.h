@@ -84,6 +84,9 @@ typedef enum accelpool_code {
   // Refused: the input does not fit the model (tensor name, element type
   // or shape).
   ACCELPOOL_CODE_INVALID_INPUT = 26,
+  // Refused: deadline-aware admission estimated the request would miss
+  // its deadline (the timeout given with `accelpool_request_set_timeout_ms`).
+  ACCELPOOL_CODE_DEADLINE_UNMEETABLE = 27,
   // Refused for a reason this version of the header does not know.
   ACCELPOOL_CODE_REFUSED = 29,
   // Every attempt failed; the request is in the dead-letter queue.

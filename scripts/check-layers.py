@@ -3,7 +3,7 @@
 
 The layers, lowest first (docs/ARCHITECTURE.md has the map):
 
-    core -> config -> policy -> exec -> pool
+    core -> config -> policy -> exec -> pool -> runtime
                    \\-> openvino (the backend: core and config only)
     core -> metrics (Prometheus exposition of the snapshot; used by pool)
 
@@ -28,6 +28,7 @@ MAY_USE = {
     "metrics": {"core", "metrics"},
     "exec": {"core", "config", "policy", "exec"},
     "pool": {"core", "config", "policy", "exec", "openvino", "metrics", "pool"},
+    "runtime": {"core", "config", "policy", "exec", "openvino", "metrics", "pool", "runtime"},
 }
 
 

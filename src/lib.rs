@@ -74,13 +74,15 @@ pub mod metrics;
 pub mod openvino;
 mod policy;
 mod pool;
+mod runtime;
 
 pub use crate::config::{
     ranges, AllOpenPolicy, BackendConfig, BatchingConfig, BreakerConfig, BreakerMode, ConfigError,
-    DeadLetterConfig, GroupConfig, LevelCapacity, MemoryConfig, OverflowPolicy, PoolConfig,
-    RetryPolicy, ScalingConfig, MAX_ATTEMPTS, MAX_BATCH_SIZE, MAX_BREAKER_WINDOW, MAX_CAPACITY,
-    MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_DEAD_LETTERS, MAX_HALF_OPEN_CALLS, MAX_WARMUP,
-    MAX_WORKERS, TIME_WINDOW_BUCKETS,
+    DeadLetterConfig, DeadlineAdmission, GroupConfig, LevelCapacity, MemoryConfig, OverflowPolicy,
+    PoolConfig, RetryPolicy, RoutingConfig, RoutingStrategy, RuntimeConfig, ScalingConfig,
+    TenantsConfig, MAX_ATTEMPTS, MAX_BATCH_SIZE, MAX_BREAKER_WINDOW, MAX_CAPACITY,
+    MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_CORE_ID, MAX_DEAD_LETTERS, MAX_HALF_OPEN_CALLS,
+    MAX_MODELS, MAX_WARMUP, MAX_WEIGHT, MAX_WORKERS, TIME_WINDOW_BUCKETS,
 };
 pub use crate::core::{
     AttemptError, BatchItem, BatchResult, BatchStats, BreakerState, BreakerStats, Buckets,
@@ -90,10 +92,12 @@ pub use crate::core::{
     PoolStats, PressureAction, PressureEvent, PressureLevel, Priority, QueueDepth, Refusal,
     RefusalCounts, ReloadReport, ReplayError, Request, RunContext, Session, SessionError,
     SessionFactory, ShutdownReport, Status, SubmitError, SysinfoProbe, SystemClock, TaskError,
-    TaskHandle, Transition, WindowStats, WorkerInfo, WorkerStats, LATENCY_BUCKETS, MAX_GROUPS,
+    TaskHandle, TenantStats, Transition, WindowStats, WorkerInfo, WorkerStats, LATENCY_BUCKETS,
+    MAX_GROUPS,
 };
 pub use crate::policy::{Admission, CircuitBreaker, DeadLetterQueue};
 pub use crate::pool::{BuildError, NamedFactory, Pool, PoolBuilder};
+pub use crate::runtime::{ModelStats, Runtime, RuntimeError, RuntimeStats};
 
 #[cfg(all(test, loom))]
 mod loom_models;

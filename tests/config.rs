@@ -1,4 +1,5 @@
-//! Configuration: every file under `config/` loads and validates, and bad
+//! Configuration: every file under `config/` (pools) and `config/runtime/`
+//! (runtimes of several models) loads and validates, and bad
 //! fields are named with their path.
 
 mod common;
@@ -19,6 +20,16 @@ fn every_file_under_config_loads() {
         }
     }
     assert!(loaded > 0, "config/ holds YAML files");
+    // Runtime configurations (several models) live in config/runtime/.
+    let mut runtimes = 0;
+    for entry in std::fs::read_dir(dir.join("runtime")).unwrap() {
+        let path = entry.unwrap().path();
+        let cfg = accelpool::RuntimeConfig::from_yaml_file(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(!cfg.models.is_empty(), "{}", path.display());
+        runtimes += 1;
+    }
+    assert!(runtimes > 0, "config/runtime/ holds YAML files");
 }
 
 #[test]

@@ -63,7 +63,9 @@ fn yaml_loader_on_arbitrary_bytes() {
         "yaml_bytes",
         proptest::collection::vec(any::<u8>(), 0..2048),
         |bytes| {
-            let _ = PoolConfig::from_yaml(&String::from_utf8_lossy(&bytes));
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = PoolConfig::from_yaml(&text);
+            let _ = accelpool::RuntimeConfig::from_yaml(&text);
             Ok(())
         },
     );
@@ -142,10 +144,14 @@ fn yaml_loader_on_yaml_shaped_text() {
 
 #[test]
 fn yaml_loader_on_mutated_real_configs() {
+    // Pool configurations in config/, runtime ones in config/runtime/.
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let mut configs: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+    let mut configs: Vec<String> = [dir.clone(), dir.join("runtime")]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| std::fs::read_to_string(p).unwrap())
         .collect();
     configs.sort();
     let edits = proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8);
@@ -158,7 +164,9 @@ fn yaml_loader_on_mutated_real_configs() {
                 let i = at % bytes.len();
                 bytes[i] = b;
             }
-            let _ = PoolConfig::from_yaml(&String::from_utf8_lossy(&bytes));
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = PoolConfig::from_yaml(&text);
+            let _ = accelpool::RuntimeConfig::from_yaml(&text);
             Ok(())
         },
     );

@@ -313,6 +313,40 @@ fn absent_device_fails_clearly_or_is_skipped_when_optional() {
 }
 
 #[test]
+fn the_three_ppocr_models_run_in_one_runtime_from_yaml() {
+    runtime();
+    let cfg = accelpool::RuntimeConfig::from_yaml_file("config/runtime/ppocr.yaml").unwrap();
+    let rt = accelpool::Runtime::from_openvino_config(cfg).unwrap();
+    assert_eq!(rt.models(), ["cls", "det", "rec"]);
+    let image = |h: usize, w: usize| {
+        let n = 3 * h * w;
+        let data = (0..n).map(|i| ((i % 255) as f32 / 127.5) - 1.0).collect();
+        vec![Tensor::f32("x", [1, 3, h, w], data)]
+    };
+    let det = rt.submit("det", Request::new(image(64, 96))).unwrap();
+    let cls = rt.submit("cls", Request::new(image(48, 192))).unwrap();
+    let rec = rt.submit("rec", Request::new(image(48, 320))).unwrap();
+    let det = det.wait().unwrap();
+    assert_eq!(
+        det[0].shape,
+        [1, 1, 64, 96],
+        "a probability map the image's size"
+    );
+    assert_eq!(cls.wait().unwrap()[0].shape, [1, 2], "two directions");
+    let rec = rec.wait().unwrap();
+    assert_eq!(rec[0].shape[..2], [1, 40], "one step per 8 pixels of width");
+    let stats = rt.stats();
+    assert_eq!(stats.counts.completed, 3);
+    // Three pinned workers: on fewer cores they share, and say so.
+    let cores = core_affinity::get_core_ids().map_or(0, |c| c.len());
+    let sharing = stats.models.iter().filter(|m| m.shares_cores).count();
+    assert_eq!(sharing > 0, cores < 3, "{cores} core(s)");
+    for report in rt.shutdown(LONG).into_values() {
+        assert_accounting(&report.stats);
+    }
+}
+
+#[test]
 fn dynamic_model_without_a_warmup_shape_says_which_setting_to_add() {
     runtime();
     let cls = OpenVinoConfig::new(models().join("ppocr/cls.onnx"), "CPU");

@@ -12,8 +12,9 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use accelpool::{
-    BatchingConfig, BreakerConfig, CountsSnapshot, GroupConfig, Pool, Priority, Refusal, Request,
-    RetryPolicy, RunContext, Session, SessionError, TaskError, TaskHandle, WorkerInfo,
+    BatchingConfig, BreakerConfig, CountsSnapshot, DeadlineAdmission, GroupConfig, Pool,
+    PoolBuilder, Priority, Refusal, Request, RetryPolicy, RoutingConfig, RoutingStrategy,
+    RunContext, Runtime, RuntimeConfig, Session, SessionError, TaskError, TaskHandle, WorkerInfo,
 };
 use common::{assert_accounting, quiet_injected_panics};
 
@@ -88,45 +89,48 @@ impl std::ops::AddAssign for Tally {
     }
 }
 
+/// Two groups that fail, panic and run slow (`Chaos`): `fast` batches in odd
+/// seeds; `slow` has a breaker that opens and recovers within a round. With
+/// `tie` they share a priority (and the routing strategy chooses).
+fn chaos_pool(seed: u64, tie: bool) -> PoolBuilder<u64, u64> {
+    Pool::<u64, u64>::builder()
+        .retry(RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_micros(50),
+            multiplier: 2.0,
+            max_backoff: Duration::from_millis(1),
+            ..Default::default()
+        })
+        .group(
+            GroupConfig::new("fast")
+                .priority(8)
+                .workers(1)
+                .capacity(8)
+                .pin(false)
+                // Every other round batches: the same faults, the same
+                // accounting, with several requests per call.
+                .batching(BatchingConfig {
+                    max_batch_size: if seed % 2 == 1 { 4 } else { 1 },
+                    max_queue_delay: Duration::from_micros(50),
+                    preferred_batch_sizes: vec![],
+                }),
+            |_: &WorkerInfo| Ok(Chaos),
+        )
+        .group(
+            GroupConfig::new("slow")
+                .priority(if tie { 8 } else { 3 })
+                .workers(1)
+                .capacity(4)
+                .spin_before_park(Duration::ZERO)
+                .breaker(quick_breaker()),
+            |_: &WorkerInfo| Ok(Chaos),
+        )
+}
+
 fn round(seed: u64, shutdown_after: Duration, drain: Duration) -> Tally {
     const SUBMITTERS: usize = 4;
     const PER_SUBMITTER: u64 = 150;
-    let pool = Arc::new(
-        Pool::<u64, u64>::builder()
-            .retry(RetryPolicy {
-                max_attempts: 3,
-                initial_backoff: Duration::from_micros(50),
-                multiplier: 2.0,
-                max_backoff: Duration::from_millis(1),
-                ..Default::default()
-            })
-            .group(
-                GroupConfig::new("fast")
-                    .priority(8)
-                    .workers(1)
-                    .capacity(8)
-                    .pin(false)
-                    // Every other round batches: the same faults, the same
-                    // accounting, with several requests per call.
-                    .batching(BatchingConfig {
-                        max_batch_size: if seed % 2 == 1 { 4 } else { 1 },
-                        max_queue_delay: Duration::from_micros(50),
-                        preferred_batch_sizes: vec![],
-                    }),
-                |_: &WorkerInfo| Ok(Chaos),
-            )
-            .group(
-                GroupConfig::new("slow")
-                    .priority(3)
-                    .workers(1)
-                    .capacity(4)
-                    .spin_before_park(Duration::ZERO)
-                    .breaker(quick_breaker()),
-                |_: &WorkerInfo| Ok(Chaos),
-            )
-            .build()
-            .unwrap(),
-    );
+    let pool = Arc::new(chaos_pool(seed, false).build().unwrap());
     let start = Arc::new(Barrier::new(SUBMITTERS + 1));
     let submitters: Vec<_> = (0..SUBMITTERS as u64)
         .map(|t| {
@@ -304,4 +308,150 @@ fn every_request_resolves_exactly_once_under_faults_and_shutdown() {
             && total.seen.rejected > 0,
         "every outcome kind occurs: {total:?}"
     );
+}
+
+/// One round of two models in a runtime: submitters spread requests over
+/// `a`, `b` and a model that does not exist; `a` is removed while loaded;
+/// then the runtime shuts down. Every handle resolves exactly once, and
+/// each model's outcomes seen through the handles equal its final counts.
+fn runtime_round(seed: u64) {
+    const SUBMITTERS: usize = 3;
+    const PER_SUBMITTER: u64 = 120;
+    // Both models pin their `slow` worker: on a small machine they share.
+    let budget = RuntimeConfig {
+        share_cores: true,
+        ..Default::default()
+    };
+    let rt = Arc::new(Runtime::<u64, u64>::with_config(&budget).unwrap());
+    // `a`: its two groups tie and take turns; `b`: weighted random between
+    // them, with deadline-aware admission.
+    rt.add_model(
+        "a",
+        chaos_pool(seed, true).routing(RoutingConfig {
+            strategy: RoutingStrategy::RoundRobin,
+            seed: None,
+        }),
+    )
+    .unwrap();
+    rt.add_model(
+        "b",
+        chaos_pool(seed + 1, true)
+            .routing(RoutingConfig {
+                strategy: RoutingStrategy::Weighted,
+                seed: Some(seed),
+            })
+            .deadline_admission(DeadlineAdmission {
+                enabled: true,
+                safety_factor: 1.0,
+            }),
+    )
+    .unwrap();
+    let start = Arc::new(Barrier::new(SUBMITTERS + 1));
+    let submitters: Vec<_> = (0..SUBMITTERS as u64)
+        .map(|t| {
+            let (rt, start) = (rt.clone(), start.clone());
+            std::thread::spawn(move || {
+                let mut rng = Rng(seed ^ (t + 7).wrapping_mul(0x2545_F491_4F6C_DD1D) | 1);
+                let mut handles = Vec::new();
+                let mut unknown = 0u64;
+                start.wait();
+                for i in 0..PER_SUBMITTER {
+                    let input = t * 1_000_000 + i;
+                    let model = ["a", "b", "b", "c"][rng.below(4) as usize];
+                    let mut req =
+                        Request::new(input).priority(Priority::ALL[rng.below(4) as usize]);
+                    if rng.below(6) == 0 {
+                        req = req.timeout(Duration::from_micros(rng.below(2_000)));
+                    }
+                    match rt.submit_timeout(model, req, Duration::from_micros(300)) {
+                        Ok(h) => handles.push((model, input, h)),
+                        Err(e) => {
+                            match e.refusal() {
+                                Refusal::UnknownModel { .. } => unknown += 1,
+                                Refusal::Timeout { .. }
+                                | Refusal::Closed
+                                | Refusal::Unavailable
+                                | Refusal::DeadlineUnmeetable { .. } => {}
+                                other => panic!("unexpected refusal: {other}"),
+                            }
+                            assert_eq!(e.into_request().into_input(), input);
+                        }
+                    }
+                }
+                (handles, unknown)
+            })
+        })
+        .collect();
+    start.wait();
+    std::thread::sleep(Duration::from_micros(500 + seed % 5 * 1_000));
+    let removed = rt
+        .remove_model("a", Duration::from_millis(seed % 3 * 5))
+        .unwrap();
+    let mut seen: HashMap<&str, CountsSnapshot> = HashMap::new();
+    let mut unknown = 0;
+    let mut joined = Vec::new();
+    for s in submitters {
+        let (handles, u) = s.join().unwrap();
+        unknown += u;
+        joined.extend(handles);
+    }
+    let reports = rt.shutdown(Duration::from_millis(50));
+    for (model, input, h) in joined {
+        let tally = seen.entry(model).or_default();
+        tally.accepted += 1;
+        match h.wait() {
+            Ok(out) => {
+                assert_eq!(out, input * 3);
+                tally.completed += 1;
+            }
+            Err(TaskError::DeadLettered { .. }) => tally.dead_lettered += 1,
+            Err(TaskError::Cancelled { .. }) => tally.cancelled += 1,
+            Err(TaskError::Expired) => tally.expired += 1,
+            Err(TaskError::AlreadyTaken) => panic!("result taken twice"),
+        }
+    }
+    for (model, report) in [("a", &removed), ("b", &reports["b"])] {
+        let c = report.stats.counts;
+        assert_accounting(&report.stats);
+        let s = seen.get(model).copied().unwrap_or_default();
+        assert_eq!(
+            (
+                c.accepted,
+                c.completed,
+                c.dead_lettered,
+                c.cancelled,
+                c.expired
+            ),
+            (
+                s.accepted,
+                s.completed,
+                s.dead_lettered,
+                s.cancelled,
+                s.expired
+            ),
+            "seed {seed}, model {model}"
+        );
+    }
+    let stats = rt.stats();
+    assert!(stats.models.is_empty());
+    assert_eq!(stats.unknown_model, unknown, "seed {seed}");
+    let c = stats.counts;
+    assert_eq!(
+        c.accepted,
+        c.completed + c.dead_lettered + c.cancelled + c.expired,
+        "seed {seed}: the identity over both models"
+    );
+    assert_eq!(c.accepted, seen.values().map(|s| s.accepted).sum::<u64>());
+}
+
+#[test]
+fn two_models_in_a_runtime_resolve_exactly_once_across_a_removal() {
+    quiet_injected_panics();
+    let rounds: u64 = std::env::var("ACCELPOOL_STRESS_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(40, |r: u64| r.div_ceil(4));
+    for r in 0..rounds {
+        runtime_round(0x5EED_0000 + r);
+    }
 }

@@ -56,6 +56,9 @@ pub enum accelpool_code {
     /// Refused: the input does not fit the model (tensor name, element type
     /// or shape).
     InvalidInput = 26,
+    /// Refused: deadline-aware admission estimated the request would miss
+    /// its deadline (the timeout given with `accelpool_request_set_timeout_ms`).
+    DeadlineUnmeetable = 27,
     /// Refused for a reason this version of the header does not know.
     Refused = 29,
     /// Every attempt failed; the request is in the dead-letter queue.
@@ -125,6 +128,7 @@ pub(crate) fn refusal_code(r: &Refusal) -> accelpool_code {
         Refusal::MemoryPressure { .. } => accelpool_code::MemoryPressure,
         Refusal::Unavailable => accelpool_code::Unavailable,
         Refusal::Invalid { .. } => accelpool_code::InvalidInput,
+        Refusal::DeadlineUnmeetable { .. } => accelpool_code::DeadlineUnmeetable,
         _ => accelpool_code::Refused,
     }
 }
@@ -277,7 +281,7 @@ pub extern "C" fn accelpool_error_free(error: *mut accelpool_error) {
 }
 
 /// Every code with its short name.
-const NAMES: [(accelpool_code, &std::ffi::CStr); 25] = {
+const NAMES: [(accelpool_code, &std::ffi::CStr); 26] = {
     use accelpool_code as C;
     [
         (C::Ok, c"ok"),
@@ -297,6 +301,7 @@ const NAMES: [(accelpool_code, &std::ffi::CStr); 25] = {
         (C::MemoryPressure, c"memory_pressure"),
         (C::Unavailable, c"unavailable"),
         (C::InvalidInput, c"invalid_input"),
+        (C::DeadlineUnmeetable, c"deadline_unmeetable"),
         (C::Refused, c"refused"),
         (C::DeadLettered, c"dead_lettered"),
         (C::Cancelled, c"cancelled"),

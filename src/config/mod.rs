@@ -16,6 +16,9 @@ mod memory;
 #[cfg(feature = "openvino")]
 pub(crate) mod openvino;
 pub mod ranges;
+mod routing;
+mod runtime;
+mod tenants;
 mod yaml_guard;
 
 pub use crate::core::LevelCapacity;
@@ -25,6 +28,10 @@ pub use breaker::{
     TIME_WINDOW_BUCKETS,
 };
 pub use memory::MemoryConfig;
+pub use routing::{DeadlineAdmission, RoutingConfig, RoutingStrategy, MAX_WEIGHT};
+pub(crate) use runtime::check_model_name;
+pub use runtime::{RuntimeConfig, MAX_MODELS};
+pub use tenants::TenantsConfig;
 
 use crate::core::{Priority, MAX_GROUPS};
 use ranges::{check_count, check_duration};
@@ -73,6 +80,30 @@ pub const MAX_CONFIG_BYTES: usize = 1 << 20;
 /// The deepest nesting of YAML collections a configuration may have (a real
 /// one needs five).
 pub const MAX_CONFIG_DEPTH: usize = 32;
+/// The highest core id a configuration may name.
+pub const MAX_CORE_ID: usize = 4095;
+
+/// Checks a list of core ids: not empty, each at most [`MAX_CORE_ID`], none
+/// twice.
+pub(crate) fn check_cores(field: &str, cores: &[usize]) -> Result<(), ConfigError> {
+    if cores.is_empty() {
+        return Err(ConfigError::new(
+            field,
+            "lists no core; leave it out to use every core the process may use",
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (i, &c) in cores.iter().enumerate() {
+        check_count(|| format!("{field}[{i}]"), c, 0, MAX_CORE_ID)?;
+        if !seen.insert(c) {
+            return Err(ConfigError::new(
+                format!("{field}[{i}]"),
+                format!("core {c} is listed twice"),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// One device group: a named set of workers on one device.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,6 +114,11 @@ pub struct GroupConfig {
     /// Routing priority, 1 to 10: higher is tried first.
     #[serde(default = "defaults::priority")]
     pub priority: u8,
+    /// Share of traffic among groups of equal priority under the
+    /// `weighted` routing strategy, 1 to [`MAX_WEIGHT`] (other strategies
+    /// ignore it).
+    #[serde(default = "defaults::weight")]
+    pub weight: u32,
     /// Worker threads: the most the group runs, 1 to [`MAX_WORKERS`]. All
     /// start; load scaling and memory pressure may park some, down to
     /// `min_workers`. The count is honoured even above the cores the
@@ -205,6 +241,7 @@ impl GroupConfig {
         Self {
             name: name.into(),
             priority: defaults::priority(),
+            weight: defaults::weight(),
             workers: defaults::workers(),
             min_workers: defaults::workers(),
             scaling: ScalingConfig::default(),
@@ -234,6 +271,12 @@ impl GroupConfig {
     /// Sets the routing priority (1-10).
     pub fn priority(mut self, p: u8) -> Self {
         self.priority = p;
+        self
+    }
+
+    /// Sets the routing weight (1 to [`MAX_WEIGHT`]).
+    pub fn weight(mut self, w: u32) -> Self {
+        self.weight = w;
         self
     }
 
@@ -304,6 +347,7 @@ impl GroupConfig {
                 format!("{} is outside 1..=10", self.priority),
             ));
         }
+        check_count(|| format!("{path}.weight"), self.weight, 1, MAX_WEIGHT)?;
         check_count(|| format!("{path}.workers"), self.workers, 1, MAX_WORKERS)?;
         if !(1..=self.workers).contains(&self.min_workers) {
             return Err(ConfigError::new(
@@ -478,6 +522,21 @@ pub struct PoolConfig {
     /// breaker open.
     #[serde(default)]
     pub when_all_open: AllOpenPolicy,
+    /// How requests spread over groups of equal priority.
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    /// Refusing at submit what cannot meet its deadline (off by default).
+    #[serde(default)]
+    pub deadline_admission: DeadlineAdmission,
+    /// Tenants sharing each priority level by weight (off by default).
+    #[serde(default)]
+    pub tenants: TenantsConfig,
+    /// The cores pinned workers go on, as the operating system numbers
+    /// them (each one the process may run on). Default: every core the
+    /// process may use. A [`Runtime`](crate::Runtime) sets it for each of
+    /// its models from its core budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cores: Option<Vec<usize>>,
     /// Device groups: 1 to [`MAX_GROUPS`](crate::MAX_GROUPS). A file with
     /// more is refused as it is read, not after.
     #[serde(default, deserialize_with = "bounded_groups")]
@@ -492,6 +551,10 @@ impl Default for PoolConfig {
             health_check_interval: defaults::health_interval(),
             memory: MemoryConfig::default(),
             when_all_open: AllOpenPolicy::default(),
+            routing: RoutingConfig::default(),
+            deadline_admission: DeadlineAdmission::default(),
+            tenants: TenantsConfig::default(),
+            cores: None,
             groups: Vec::new(),
         }
     }
@@ -512,45 +575,14 @@ impl PoolConfig {
     /// assert!(err.message.contains("unknown field `wokers`"));
     /// ```
     pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
-        yaml_guard::check(text)?;
-        let de = serde_yaml_ng::Deserializer::from_str(text);
-        let cfg: PoolConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let field = if path == "." {
-                "(top level)".to_owned()
-            } else {
-                path
-            };
-            // The parser starts its message with its own path: say it once.
-            let message = e.into_inner().to_string();
-            let message = match message.split_once(": ") {
-                Some((head, rest)) if !head.contains(' ') => rest.to_owned(),
-                _ => message,
-            };
-            ConfigError::new(field, message)
-        })?;
+        let cfg: PoolConfig = parse_yaml(text)?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     /// Reads and validates a YAML file.
     pub fn from_yaml_file(path: impl AsRef<std::path::Path>) -> Result<Self, ConfigError> {
-        use std::io::Read;
-        let path = path.as_ref();
-        let unreadable = |e: std::io::Error| {
-            ConfigError::new(path.display().to_string(), format!("cannot read: {e}"))
-        };
-        // Read one byte past the limit, never the whole of a huge file.
-        let mut text = String::new();
-        std::fs::File::open(path)
-            .and_then(|f| {
-                f.take(MAX_CONFIG_BYTES as u64 + 1)
-                    .read_to_string(&mut text)
-            })
-            .map_err(unreadable)?;
-        Self::from_yaml(&text).map_err(|e| {
-            ConfigError::new(e.field, format!("{} (in {})", e.message, path.display()))
-        })
+        read_yaml_file(path.as_ref(), Self::from_yaml)
     }
 
     /// Checks every field; the error names the first bad one.
@@ -563,6 +595,11 @@ impl PoolConfig {
             MAX_DEAD_LETTERS,
         )?;
         self.memory.validate()?;
+        self.deadline_admission.validate()?;
+        self.tenants.validate()?;
+        if let Some(cores) = &self.cores {
+            check_cores("cores", cores)?;
+        }
         check_duration(
             || "health_check_interval".into(),
             self.health_check_interval,
@@ -595,6 +632,49 @@ impl PoolConfig {
         }
         Ok(())
     }
+}
+
+/// Parses bounded YAML text (`yaml_guard`) into `T`; the error names the
+/// field path.
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
+    yaml_guard::check(text)?;
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "(top level)".to_owned()
+        } else {
+            path
+        };
+        // The parser starts its message with its own path: say it once.
+        let message = e.into_inner().to_string();
+        let message = match message.split_once(": ") {
+            Some((head, rest)) if !head.contains(' ') => rest.to_owned(),
+            _ => message,
+        };
+        ConfigError::new(field, message)
+    })
+}
+
+/// Reads at most [`MAX_CONFIG_BYTES`] (and one byte more, to see the limit
+/// passed) of `path` and hands the text to `parse`; errors say the file.
+pub(crate) fn read_yaml_file<T>(
+    path: &std::path::Path,
+    parse: impl FnOnce(&str) -> Result<T, ConfigError>,
+) -> Result<T, ConfigError> {
+    use std::io::Read;
+    let unreadable = |e: std::io::Error| {
+        ConfigError::new(path.display().to_string(), format!("cannot read: {e}"))
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            f.take(MAX_CONFIG_BYTES as u64 + 1)
+                .read_to_string(&mut text)
+        })
+        .map_err(unreadable)?;
+    parse(&text)
+        .map_err(|e| ConfigError::new(e.field, format!("{} (in {})", e.message, path.display())))
 }
 
 /// Reads the group list, refusing it as soon as it passes `MAX_GROUPS`.
@@ -630,6 +710,9 @@ mod defaults {
 
     pub fn priority() -> u8 {
         5
+    }
+    pub fn weight() -> u32 {
+        1
     }
     pub fn workers() -> usize {
         1

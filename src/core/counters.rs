@@ -190,7 +190,7 @@ pub(crate) struct Ledger {
     counts: Counts,
     late_results: Counter,
     /// Refusals by kind, in `RefusalCounts` order.
-    refusals: [Counter; 7],
+    refusals: [Counter; 8],
     watching: AtomicBool,
     idle: Mutex<()>,
     idle_cv: Condvar,
@@ -223,10 +223,14 @@ impl Ledger {
             Refusal::Full { .. } => 0,
             Refusal::Timeout { .. } => 1,
             Refusal::Closed => 2,
-            Refusal::UnknownGroup { .. } => 3,
+            // A runtime refuses an unknown model before any pool sees it
+            // (and counts it itself); were one to reach a pool, it is the
+            // unknown name it is.
+            Refusal::UnknownGroup { .. } | Refusal::UnknownModel { .. } => 3,
             Refusal::MemoryPressure { .. } => 4,
             Refusal::Unavailable => 5,
             Refusal::Invalid { .. } => 6,
+            Refusal::DeadlineUnmeetable { .. } => 7,
         };
         self.refusals[i].inc();
     }
@@ -242,6 +246,7 @@ impl Ledger {
             memory_pressure: r(4),
             unavailable: r(5),
             invalid: r(6),
+            deadline_unmeetable: r(7),
         }
     }
 

@@ -7,6 +7,7 @@
 mod batches;
 mod clock;
 mod counters;
+mod ewma;
 mod handle;
 mod latency;
 mod letter;
@@ -14,6 +15,7 @@ mod memory;
 mod priority;
 mod refusal;
 mod request;
+mod routing;
 mod session;
 mod snapshot;
 pub(crate) mod sync;
@@ -25,6 +27,7 @@ pub(crate) use clock::{checked_deadline, saturating_add, Timebase};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use counters::CountsSnapshot;
 pub(crate) use counters::{Counter, Counts, Event, Ledger};
+pub(crate) use ewma::Ewma;
 pub use handle::{AttemptError, CancelReason, Status, TaskError, TaskHandle};
 pub(crate) use handle::{Outcome, Slot};
 pub(crate) use latency::Latencies;
@@ -38,6 +41,7 @@ pub use priority::{LevelCapacity, Priority};
 pub use refusal::{InputError, Refusal, ReplayError, SubmitError};
 pub(crate) use request::Job;
 pub use request::{Request, MAX_GROUPS};
+pub use routing::RoutingStrategy;
 pub use session::{
     BatchItem, BatchResult, ErrorKind, RunContext, Session, SessionError, SessionFactory,
     WorkerInfo,
@@ -45,5 +49,5 @@ pub use session::{
 pub use snapshot::{
     BreakerState, BreakerStats, DeadLetterStats, ErrorKindCounts, FailureRecord, GroupStats,
     Health, HealthSummary, MemoryStats, PoolStats, QueueDepth, RefusalCounts, ReloadReport,
-    ShutdownReport, Transition, WindowStats, WorkerStats,
+    ShutdownReport, TenantStats, Transition, WindowStats, WorkerStats,
 };

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
+use std::time::Duration;
 
 use super::letter::DeadLetter;
 use super::priority::Priority;
@@ -39,6 +40,12 @@ pub enum Refusal {
         /// The name it gave.
         group: String,
     },
+    /// The request named a model the [`Runtime`](crate::Runtime) does not
+    /// have.
+    UnknownModel {
+        /// The name it gave.
+        model: String,
+    },
     /// Memory is above the high watermark and the request's priority is
     /// below `memory.refuse_below`.
     MemoryPressure {
@@ -48,6 +55,17 @@ pub enum Refusal {
     /// No eligible group can take requests now: their circuit breakers are
     /// open or none has a healthy worker.
     Unavailable,
+    /// Deadline-aware admission estimated that the request would miss its
+    /// deadline in every group that could take it (see
+    /// [`DeadlineAdmission`](crate::DeadlineAdmission)).
+    DeadlineUnmeetable {
+        /// The request's level.
+        priority: Priority,
+        /// The shortest estimate of the groups it could go to.
+        estimate: Duration,
+        /// The time that was left until its deadline.
+        left: Duration,
+    },
     /// The runtime refused the input before queueing it (for example a
     /// tensor whose shape the model cannot take).
     Invalid {
@@ -72,8 +90,10 @@ impl fmt::Display for Refusal {
             Refusal::Timeout { priority: p } => write!(f, "every eligible `{p}` queue stayed full until the timeout"),
             Refusal::Closed => f.write_str("the pool is shut down and accepts no requests"),
             Refusal::UnknownGroup { group } => write!(f, "no device group named `{group}`; use one of the names in the pool's config"),
+            Refusal::UnknownModel { model } => write!(f, "no model named `{model}`; use one of the runtime's models (Runtime::models)"),
             Refusal::MemoryPressure { priority: p } => write!(f, "memory is above the high watermark and `{p}` requests are refused until it falls below the low one; retry later or submit at a higher priority"),
             Refusal::Unavailable => f.write_str("no eligible device group can take requests now (circuit breakers open or no healthy worker); retry after the breaker's cooldown, or see the pool's health in its stats"),
+            Refusal::DeadlineUnmeetable { priority: p, estimate, left } => write!(f, "a `{p}` request now would take about {estimate:?} with the work ahead of it, but its deadline is {left:?} away; give it a later deadline, a higher priority, or retry when the queues are shorter"),
             Refusal::Invalid { group, error } => write!(f, "invalid request for group `{group}`: {error}"),
         }
     }

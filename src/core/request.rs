@@ -34,6 +34,7 @@ pub struct Request<I> {
     priority: Priority,
     deadline: Option<Instant>,
     group: Option<String>,
+    tenant: Option<Arc<str>>,
 }
 
 impl<I> Request<I> {
@@ -44,7 +45,29 @@ impl<I> Request<I> {
             priority: Priority::Normal,
             deadline: None,
             group: None,
+            tenant: None,
         }
+    }
+
+    /// Sets the tenant this request is served for. With the pool's
+    /// `tenants` fairness on, tenants of one priority level share the
+    /// workers by weight, and each has its own queue bound; requests
+    /// without a tenant share the default one. Without fairness the key is
+    /// carried and ignored.
+    ///
+    /// ```
+    /// use accelpool::Request;
+    /// let r = Request::new(1u32).tenant("customer-42");
+    /// assert_eq!(r.get_tenant(), Some("customer-42"));
+    /// ```
+    pub fn tenant(mut self, key: impl Into<Arc<str>>) -> Self {
+        self.tenant = Some(key.into());
+        self
+    }
+
+    /// The tenant, if one was set.
+    pub fn get_tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
     }
 
     /// Sets the priority level.
@@ -104,9 +127,27 @@ impl<I> Request<I> {
 }
 
 impl<I> Request<I> {
-    /// Its parts: input, priority, deadline, group.
-    pub(crate) fn into_parts(self) -> (I, Priority, Option<Instant>, Option<String>) {
-        (self.input, self.priority, self.deadline, self.group)
+    /// Its parts: input, priority, deadline, group, tenant.
+    pub(crate) fn into_parts(
+        self,
+    ) -> (
+        I,
+        Priority,
+        Option<Instant>,
+        Option<String>,
+        Option<Arc<str>>,
+    ) {
+        (
+            self.input,
+            self.priority,
+            self.deadline,
+            self.group,
+            self.tenant,
+        )
+    }
+
+    pub(crate) fn set_tenant(&mut self, tenant: Option<Arc<str>>) {
+        self.tenant = tenant;
     }
 
     pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
@@ -139,6 +180,8 @@ pub(crate) struct Job<I, O> {
     errors: Vec<AttemptError>,
     /// Admitted by a half-open breaker as a probe.
     probe: bool,
+    /// Who it is served for (tenant fairness); `None`: the default tenant.
+    tenant: Option<Arc<str>>,
     /// The span of its current wait in a queue.
     queue_span: trace::QueueSpan,
 }
@@ -164,6 +207,7 @@ impl<I, O> Clone for Job<I, O> {
             attempts: self.attempts,
             errors: self.errors.clone(),
             probe: self.probe,
+            tenant: self.tenant.clone(),
             queue_span: self.queue_span.clone(),
         }
     }
@@ -178,6 +222,7 @@ impl<I, O> Job<I, O> {
         priority: Priority,
         deadline: Option<Instant>,
         only_group: Option<usize>,
+        tenant: Option<Arc<str>>,
     ) -> Self {
         let now = Instant::now();
         let queue_span = trace::queue(slot.span());
@@ -194,7 +239,14 @@ impl<I, O> Job<I, O> {
             attempts: 0,
             errors: Vec::new(),
             probe: false,
+            tenant,
         }
+    }
+
+    /// Who it is served for (`None`: the default tenant).
+    #[inline]
+    pub(crate) fn tenant(&self) -> Option<&Arc<str>> {
+        self.tenant.as_ref()
     }
 
     #[inline]

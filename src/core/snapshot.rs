@@ -117,6 +117,8 @@ pub struct PoolStats {
     pub health: HealthSummary,
     /// Memory pressure and parked workers.
     pub memory: MemoryStats,
+    /// How requests spread over groups of equal priority.
+    pub routing: crate::core::RoutingStrategy,
     /// Per group, in routing order.
     pub groups: Vec<GroupStats>,
 }
@@ -214,6 +216,22 @@ impl std::ops::AddAssign for ErrorKindCounts {
     }
 }
 
+/// One tenant's counts in one group (tenant fairness on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TenantStats {
+    /// The tenant's key (`""` for requests without one; `"(other)"` sums
+    /// the tenants not reported by name).
+    pub tenant: String,
+    /// Requests queued for it.
+    pub accepted: u64,
+    /// Requests a worker took for it (or a shutdown swept).
+    pub served: u64,
+    /// Requests turned away because its share of a level was full.
+    pub refused: u64,
+    /// Requests waiting now.
+    pub queued: usize,
+}
+
 /// Submissions handed back, by [`Refusal`](crate::Refusal) kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct RefusalCounts {
@@ -231,11 +249,13 @@ pub struct RefusalCounts {
     pub unavailable: u64,
     /// The input did not fit the model.
     pub invalid: u64,
+    /// Deadline-aware admission found the deadline could not be met.
+    pub deadline_unmeetable: u64,
 }
 
 impl RefusalCounts {
     /// `(kind name, count)` for each kind, in declaration order.
-    pub fn by_name(&self) -> [(&'static str, u64); 7] {
+    pub fn by_name(&self) -> [(&'static str, u64); 8] {
         [
             ("full", self.full),
             ("timeout", self.timeout),
@@ -244,6 +264,7 @@ impl RefusalCounts {
             ("memory_pressure", self.memory_pressure),
             ("unavailable", self.unavailable),
             ("invalid", self.invalid),
+            ("deadline_unmeetable", self.deadline_unmeetable),
         ]
     }
 }
@@ -258,6 +279,15 @@ pub struct GroupStats {
     pub backend: BTreeMap<String, String>,
     /// Routing priority (1-10, higher first).
     pub priority: u8,
+    /// Routing weight among groups of equal priority (`weighted` routing).
+    pub weight: u32,
+    /// Moving average of its successful calls' service time, in
+    /// milliseconds (0 before the first): deadline-aware admission's
+    /// per-call figure.
+    pub service_time_ms: f64,
+    /// With tenant fairness on: the most active tenants (up to 16), then
+    /// `"(other)"` for the rest; empty otherwise.
+    pub tenants: Vec<TenantStats>,
     /// False when none of its workers is healthy: the router skips it.
     pub healthy: bool,
     /// Its circuit breaker.

@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,9 +13,10 @@ use crossbeam_channel::{Receiver, Select, TrySendError};
 
 use super::group::Group;
 use super::retries::Retries;
-use crate::config::AllOpenPolicy;
+use crate::config::{AllOpenPolicy, DeadlineAdmission, RoutingConfig, RoutingStrategy};
 use crate::core::{BreakerState, Event, Job, Refusal, SessionError};
-use crate::policy::router::{self, Eligibility};
+use crate::policy::deadline;
+use crate::policy::router::{self, Eligibility, Pick};
 use crate::policy::Admission;
 
 /// A generation's groups in routing order (priority, highest first).
@@ -22,6 +24,36 @@ pub(crate) struct Dispatch<I, O> {
     groups: Vec<Arc<Group<I, O>>>,
     has_ties: bool,
     when_all_open: AllOpenPolicy,
+    deadline: DeadlineAdmission,
+    strategy: RoutingStrategy,
+    seed: u64,
+    /// Requests routed between tied groups so far (shared by a pool's
+    /// generations): the turn of `round_robin`, the position in the random
+    /// sequence otherwise.
+    turns: Arc<AtomicU64>,
+}
+
+/// Pauses of a submitter waiting for its tenant's share of a level to
+/// free: 50 µs doubling to 2 ms.
+#[derive(Default)]
+struct Backoff(u32);
+
+impl Backoff {
+    fn next(&mut self) -> std::time::Duration {
+        let pause = std::time::Duration::from_micros(50u64 << self.0.min(5));
+        self.0 += 1;
+        pause
+    }
+}
+
+/// SplitMix64's output function: the `n`th draw of the sequence `seed`
+/// starts, a bijection of `seed + n * golden ratio`. Stateless, so one
+/// atomic counter makes a lock-free, reproducible generator.
+fn splitmix64(seed: u64, n: u64) -> u64 {
+    let mut z = seed.wrapping_add(n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 impl<I, O> router::Groups for Dispatch<I, O> {
@@ -38,15 +70,31 @@ impl<I, O> router::Groups for Dispatch<I, O> {
         self.groups[g].is_healthy()
     }
 
-    fn rank(&self, g: usize) -> (u8, usize) {
-        let g = &self.groups[g];
-        (g.config().priority, g.in_flight())
+    fn priority(&self, g: usize) -> u8 {
+        self.groups[g].config().priority
+    }
+
+    fn load(&self, g: usize) -> usize {
+        self.groups[g].in_flight()
+    }
+
+    fn weight(&self, g: usize) -> u32 {
+        self.groups[g].config().weight
     }
 }
 
 impl<I, O> Dispatch<I, O> {
     /// `groups` sorted by priority, highest first, each knowing its index.
-    pub(crate) fn new(groups: Vec<Arc<Group<I, O>>>, when_all_open: AllOpenPolicy) -> Self {
+    /// `seed` is used when the routing config gives none; `turns` is the
+    /// pool's turn counter.
+    pub(crate) fn new(
+        groups: Vec<Arc<Group<I, O>>>,
+        when_all_open: AllOpenPolicy,
+        deadline: DeadlineAdmission,
+        routing: RoutingConfig,
+        seed: u64,
+        turns: Arc<AtomicU64>,
+    ) -> Self {
         debug_assert!(groups.iter().enumerate().all(|(i, g)| g.index() == i));
         let has_ties = groups
             .windows(2)
@@ -55,7 +103,47 @@ impl<I, O> Dispatch<I, O> {
             groups,
             has_ties,
             when_all_open,
+            deadline,
+            strategy: routing.strategy,
+            seed: routing.seed.unwrap_or(seed),
+            turns,
         }
+    }
+
+    /// The next request's pick between tied groups. Draws a turn only when
+    /// groups tie and the strategy needs one: one relaxed increment, no
+    /// lock (the order of concurrent submitters is theirs to race; a
+    /// single submitter sees an exact sequence).
+    #[inline]
+    fn pick(&self) -> Pick {
+        let ticket = match self.strategy {
+            RoutingStrategy::LeastLoaded => 0,
+            _ if !self.has_ties => 0,
+            RoutingStrategy::RoundRobin => self.turns.fetch_add(1, Ordering::Relaxed),
+            RoutingStrategy::Random | RoutingStrategy::Weighted => {
+                splitmix64(self.seed, self.turns.fetch_add(1, Ordering::Relaxed))
+            }
+        };
+        Pick {
+            strategy: self.strategy,
+            ticket,
+        }
+    }
+
+    /// The routing strategy.
+    pub(crate) fn strategy(&self) -> RoutingStrategy {
+        self.strategy
+    }
+
+    /// The shortest estimated time to a result for a request of priority
+    /// `p` submitted now, over the healthy groups that have measured a
+    /// call (see `policy::deadline`); `None` when none has.
+    pub(crate) fn estimate(&self, p: crate::core::Priority) -> Option<std::time::Duration> {
+        self.groups
+            .iter()
+            .filter(|g| g.is_healthy())
+            .filter_map(|g| deadline::estimate(g.backlog(p), self.deadline.safety_factor))
+            .min()
     }
 
     pub(crate) fn groups(&self) -> &[Arc<Group<I, O>>] {
@@ -76,17 +164,28 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
     /// group's front lane, ahead of the queued work. When every group that
     /// takes the input turned it away with an open breaker, the
     /// `when_all_open` policy decides: the least bad of them takes it, or
-    /// it is refused. The refusal is `Full`, `Unavailable` or `Invalid`.
+    /// it is refused. With `at_submit` and deadline-aware admission on, a
+    /// group whose estimate passes the request's deadline is skipped too.
+    /// The refusal is `Full`, `DeadlineUnmeetable`, `Unavailable` or
+    /// `Invalid`.
     pub(crate) fn offer(
         &self,
         mut job: Job<I, O>,
         who: Eligibility,
+        at_submit: bool,
     ) -> Result<usize, (Job<I, O>, Refusal)> {
-        let route = router::candidates(self, who);
+        let route = router::candidates(self, who, self.pick());
         let mut invalid = None;
         let mut full = false;
         // Groups that take the input but whose breaker turned it away.
         let mut open = 0u64;
+        // The shortest estimate of the groups that could not make the
+        // deadline, and the time that was left.
+        let mut late: Option<(std::time::Duration, std::time::Duration)> = None;
+        let deadline = job
+            .deadline()
+            .filter(|_| at_submit && self.deadline.enabled)
+            .map(|d| d.saturating_duration_since(Instant::now()));
         for &gi in route.as_slice() {
             let g = &self.groups[gi as usize];
             if let Err(error) = g.factory().validate(job.input()) {
@@ -94,6 +193,16 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
                 continue;
             }
             invalid = None;
+            if let Some(left) = deadline {
+                let backlog = g.backlog(job.priority());
+                match deadline::estimate(backlog, self.deadline.safety_factor) {
+                    Some(e) if e > left => {
+                        late = Some(late.map_or((e, left), |(best, _)| (best.min(e), left)));
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
             let admission = g.breaker().admit();
             if admission == Admission::No {
                 open |= 1 << gi;
@@ -134,12 +243,17 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
                 }
             }
         }
-        let refusal = match invalid {
-            Some((group, error)) => Refusal::Invalid { group, error },
-            None if full => Refusal::Full {
+        let refusal = match (invalid, late) {
+            (Some((group, error)), _) => Refusal::Invalid { group, error },
+            (None, _) if full => Refusal::Full {
                 priority: job.priority(),
             },
-            None => Refusal::Unavailable,
+            (None, Some((estimate, left))) => Refusal::DeadlineUnmeetable {
+                priority: job.priority(),
+                estimate,
+                left,
+            },
+            (None, None) => Refusal::Unavailable,
         };
         Err((job, refusal))
     }
@@ -179,6 +293,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
         until: Option<Instant>,
         closing: &Receiver<()>,
     ) -> Result<usize, (Job<I, O>, Refusal)> {
+        let mut backoff = Backoff::default();
         loop {
             // Waiting for room, a request may go to any healthy group that
             // takes its input and whose breaker is not open (or, when all
@@ -188,7 +303,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
                 failed: 0,
                 same_group_fallback: true,
             };
-            let takes_it: Vec<u8> = router::candidates(self, who)
+            let takes_it: Vec<u8> = router::candidates(self, who, self.pick())
                 .as_slice()
                 .iter()
                 .copied()
@@ -217,24 +332,23 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
                 sel.send(self.groups[gi as usize].levels().sender(job.priority()));
             }
             let closing_op = sel.recv(closing);
-            let op = match until {
-                Some(d) => match sel.select_deadline(d) {
-                    Ok(op) => op,
+            let ready = match until {
+                Some(d) => match sel.ready_deadline(d) {
+                    Ok(i) => i,
                     Err(_) => {
                         let priority = job.priority();
                         return Err((job, Refusal::Timeout { priority }));
                     }
                 },
-                None => sel.select(),
+                None => sel.ready(),
             };
-            if op.index() == closing_op {
-                let _ = op.recv(closing);
+            if ready == closing_op {
                 return Err((job, Refusal::Closed));
             }
-            let gi = route[op.index()] as usize;
+            let gi = route[ready] as usize;
             let g = &self.groups[gi];
             job.entering_queue(Instant::now(), false);
-            match op.send(g.levels().sender(job.priority()), job) {
+            match g.levels().try_send(job.priority(), job) {
                 Ok(()) => {
                     g.count(Event::Accepted);
                     if g.breaker().state() == BreakerState::Open {
@@ -242,7 +356,20 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
                     }
                     return Ok(gi);
                 }
-                Err(e) => job = e.into_inner(),
+                Err(TrySendError::Full(j) | TrySendError::Disconnected(j)) => {
+                    job = j;
+                    // Another submitter took the room, or (tenant fairness)
+                    // the level has room but this tenant's share of it is
+                    // full: the channel stays ready, so wait a little before
+                    // looking again instead of spinning on it.
+                    if !g.levels().sender(job.priority()).is_full() {
+                        let pause = backoff.next();
+                        std::thread::sleep(match until {
+                            Some(d) => pause.min(d.saturating_duration_since(Instant::now())),
+                            None => pause,
+                        });
+                    }
+                }
             }
         }
     }
@@ -260,7 +387,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
             failed: job.failed_groups(),
             same_group_fallback: retries.policy().same_group_fallback,
         };
-        match self.offer(job, who) {
+        match self.offer(job, who, false) {
             Ok(_) => Ok(()),
             Err((mut job, Refusal::Invalid { group, error })) => {
                 // Valid at submit, so only a reload could get here; fail it visibly.

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use parking_lot::{Mutex, MutexGuard};
@@ -15,12 +15,13 @@ use parking_lot::{Mutex, MutexGuard};
 use super::queue::Levels;
 use super::worker::{self, WorkerCtx, WorkerStart};
 use super::worker_state::{HealthyWorkers, WorkerState};
-use crate::config::GroupConfig;
+use crate::config::{GroupConfig, TenantsConfig};
 use crate::core::ErrorKindCounts;
 use crate::core::{
-    Batches, Clock, Counter, Counts, CountsSnapshot, Event, GroupStats, Job, Latencies, QueueDepth,
-    SessionError, SessionFactory,
+    Batches, Clock, Counter, Counts, CountsSnapshot, Event, Ewma, GroupStats, Job, Latencies,
+    Priority, QueueDepth, SessionError, SessionFactory,
 };
+use crate::policy::deadline::Backlog;
 use crate::policy::CircuitBreaker;
 
 /// A worker thread as its group holds it.
@@ -88,6 +89,10 @@ pub(crate) struct Group<I, O> {
     /// Submit-side counts (accepted, rejected); workers count the rest.
     counts: Counts,
     stuck_calls: Counter,
+    /// Moving averages of successful calls' service time, whole and per
+    /// request of a batch: deadline-aware admission reads them.
+    per_call: Ewma,
+    per_request: Ewma,
     workers: Mutex<Vec<WorkerThread<I, O>>>,
     /// Workers replaced after a stuck call: their threads are left to end
     /// on their own; their counts still belong to the group.
@@ -98,6 +103,7 @@ impl<I: 'static, O: 'static> Group<I, O> {
     pub(crate) fn new(
         index: usize,
         config: GroupConfig,
+        tenants: &TenantsConfig,
         factory: Arc<dyn SessionFactory<I, O>>,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -107,6 +113,7 @@ impl<I: 'static, O: 'static> Group<I, O> {
             levels: Levels::new(
                 &config.capacity,
                 config.breaker.half_open_max_calls as usize,
+                tenants,
             ),
             breaker: CircuitBreaker::new(config.breaker.clone(), clock),
             healthy_workers: HealthyWorkers::default(),
@@ -115,6 +122,8 @@ impl<I: 'static, O: 'static> Group<I, O> {
             factory,
             counts: Counts::default(),
             stuck_calls: Counter::default(),
+            per_call: Ewma::default(),
+            per_request: Ewma::default(),
             workers: Mutex::new(Vec::new()),
             retired: Mutex::new(Vec::new()),
         }
@@ -192,6 +201,30 @@ impl<I, O> Group<I, O> {
         self.levels.depth().iter().sum::<usize>() + self.levels.probes_waiting()
     }
 
+    /// A call of `batch` requests succeeded in `service`.
+    #[inline]
+    pub(super) fn note_service(&self, service: Duration, batch: usize) {
+        let nanos = u64::try_from(service.as_nanos()).unwrap_or(u64::MAX);
+        self.per_call.note(nanos);
+        self.per_request.note(nanos / batch.max(1) as u64);
+    }
+
+    /// What is ahead of a request of priority `p` submitted now, and how
+    /// fast the group serves (for deadline-aware admission).
+    pub(crate) fn backlog(&self, p: Priority) -> Backlog {
+        let depth = self.levels.depth();
+        let queued: usize = depth[..=p.index()].iter().sum();
+        let workers = self.workers.lock();
+        let running = workers.iter().filter(|w| w.state.is_busy()).count();
+        let active = workers.iter().filter(|w| w.state.is_active()).count();
+        Backlog {
+            ahead: queued + self.levels.probes_waiting() + running,
+            workers: active,
+            per_call: self.per_call.get(),
+            per_request: self.per_request.get(),
+        }
+    }
+
     /// Work queued plus calls running: the tie-breaker between groups of
     /// equal priority.
     pub(crate) fn in_flight(&self) -> usize {
@@ -243,6 +276,9 @@ impl<I, O> Group<I, O> {
             name: self.name.to_string(),
             backend: self.backend.clone(),
             priority: self.config.priority,
+            weight: self.config.weight,
+            service_time_ms: self.per_call.get() as f64 / 1e6,
+            tenants: self.levels.tenant_stats(),
             healthy: self.is_healthy(),
             breaker: self.breaker.stats(),
             in_flight: queue_depth.total() + self.levels.probes_waiting() + running,

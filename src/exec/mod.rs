@@ -6,6 +6,7 @@
 pub(crate) mod admission;
 pub(crate) mod dispatch;
 pub(crate) mod drain;
+mod fair;
 pub(crate) mod group;
 mod park;
 pub(crate) mod pinning;

@@ -105,11 +105,7 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(start: WorkerStar
     };
     let Some(mut session) = first else { return };
 
-    let mut rx = Receiving::new(
-        group.levels().receivers(),
-        &control,
-        group.config().spin_before_park,
-    );
+    let mut rx = Receiving::new(group.levels(), &control, group.config().spin_before_park);
     let batching = group.config().batching.clone();
     // A request taken while filling a batch that could not join it: it is
     // running (started) and goes first next time round.
@@ -407,6 +403,7 @@ fn run_many<I: Send + Sync + 'static, O: Send + 'static>(
     let mut next = Next::Continue;
     let whole_call_failed = match result {
         Ok(Ok(outs)) if outs.len() == n => {
+            group.note_service(service, n);
             for (job, out) in batch.into_iter().zip(outs) {
                 finish(ctx, me, job, out, taken, service, n, taken_over);
             }
@@ -575,7 +572,12 @@ fn run_one<I: Send + Sync + 'static, O: Send + 'static>(
     let service = done - taken;
 
     let (outcome, next) = match result {
-        Ok(outcome) => (outcome, Next::Continue),
+        Ok(outcome) => {
+            if outcome.is_ok() {
+                group.note_service(service, 1);
+            }
+            (outcome, Next::Continue)
+        }
         Err(payload) => {
             me.panicked();
             let error = SessionError::from_panic(&*payload);

@@ -9,8 +9,8 @@ use parking_lot::Mutex;
 
 use super::park::ParkReasons;
 use crate::core::{
-    Batches, Counter, Counts, CountsSnapshot, ErrorKind, ErrorKindCounts, Event, Job, Latencies,
-    WorkerStats,
+    Batches, Counter, Counts, CountsSnapshot, ErrorKind, ErrorKindCounts, Event, Ewma, Job,
+    Latencies, WorkerStats,
 };
 
 /// How many workers of a group are healthy: the router skips the group at
@@ -61,7 +61,7 @@ pub(crate) struct WorkerState<I, O> {
     /// True from parking until the session is rebuilt (no session held).
     parked: AtomicBool,
     /// Moving average of this worker's queue waits, in nanoseconds.
-    queue_wait_ewma: AtomicU64,
+    queue_wait_ewma: Ewma,
 }
 
 impl<I, O> WorkerState<I, O> {
@@ -94,7 +94,7 @@ impl<I, O> WorkerState<I, O> {
             healthy: AtomicBool::new(false),
             park: ParkReasons::default(),
             parked: AtomicBool::new(false),
-            queue_wait_ewma: AtomicU64::new(0),
+            queue_wait_ewma: Ewma::default(),
         }
     }
 
@@ -224,14 +224,12 @@ impl<I, O> WorkerState<I, O> {
     /// scaling reads.
     #[inline]
     pub(super) fn note_queue_wait(&self, nanos: u64) {
-        let ewma = self.queue_wait_ewma.load(Ordering::Relaxed);
-        self.queue_wait_ewma
-            .store(ewma - ewma / 8 + nanos / 8, Ordering::Relaxed);
+        self.queue_wait_ewma.note(nanos);
     }
 
     /// The moving average of queue waits, in nanoseconds.
     pub(super) fn queue_wait_ewma(&self) -> u64 {
-        self.queue_wait_ewma.load(Ordering::Relaxed)
+        self.queue_wait_ewma.get()
     }
 
     /// True when the worker runs (is not parked or asked to park).

@@ -1,9 +1,14 @@
 //! Pure state machines and decisions, with no threads and no channels, each
 //! testable alone: the circuit breaker, the router, the retry policy, the
-//! dead-letter queue, memory-pressure hysteresis and load scaling.
+//! dead-letter queue, memory-pressure hysteresis, load scaling and the
+//! deadline estimate, the core budget's allotment and the tenants' deficit
+//! round robin.
 
 pub(crate) mod breaker;
+pub(crate) mod cores;
+pub(crate) mod deadline;
 pub(crate) mod dlq;
+pub(crate) mod drr;
 pub(crate) mod pressure;
 pub(crate) mod retry;
 pub(crate) mod router;

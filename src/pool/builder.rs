@@ -10,7 +10,8 @@ use super::generation::Generation;
 use super::persistent::Persistent;
 use super::Pool;
 use crate::config::{
-    AllOpenPolicy, DeadLetterConfig, GroupConfig, MemoryConfig, PoolConfig, RetryPolicy,
+    AllOpenPolicy, DeadLetterConfig, DeadlineAdmission, GroupConfig, MemoryConfig, PoolConfig,
+    RetryPolicy, RoutingConfig, TenantsConfig,
 };
 use crate::core::{
     Clock, DeadLetter, MemoryProbe, PressureEvent, SessionFactory, SysinfoProbe, SystemClock,
@@ -69,6 +70,47 @@ impl<I: Send + Sync + 'static, O: Send + 'static> PoolBuilder<I, O> {
     /// open (default [`AllOpenPolicy::LeastBad`]).
     pub fn when_all_open(mut self, policy: AllOpenPolicy) -> Self {
         self.config.when_all_open = policy;
+        self
+    }
+
+    /// Sets how requests spread over groups of equal priority (default
+    /// [`RoutingStrategy::LeastLoaded`](crate::RoutingStrategy)).
+    ///
+    /// ```
+    /// use accelpool::{GroupConfig, Pool, RoutingConfig, RoutingStrategy, SessionError, WorkerInfo};
+    /// let echo = |_: &WorkerInfo| Ok(|x: &u32| -> Result<u32, SessionError> { Ok(*x) });
+    /// let pool = Pool::<u32, u32>::builder()
+    ///     .routing(RoutingConfig { strategy: RoutingStrategy::RoundRobin, seed: None })
+    ///     .group(GroupConfig::new("a").pin(false), echo)
+    ///     .group(GroupConfig::new("b").pin(false), echo)
+    ///     .build()?;
+    /// assert_eq!(pool.stats().routing, RoutingStrategy::RoundRobin);
+    /// # Ok::<(), accelpool::BuildError>(())
+    /// ```
+    pub fn routing(mut self, routing: RoutingConfig) -> Self {
+        self.config.routing = routing;
+        self
+    }
+
+    /// Pins this pool's workers on these cores only (ids as the operating
+    /// system numbers them); default every core the process may use. See
+    /// [`Runtime`](crate::Runtime) for several pools over one budget.
+    pub fn cores(mut self, cores: Vec<usize>) -> Self {
+        self.config.cores = Some(cores);
+        self
+    }
+
+    /// Sets tenant fairness within each priority level (off by default):
+    /// see [`TenantsConfig`].
+    pub fn tenants(mut self, tenants: TenantsConfig) -> Self {
+        self.config.tenants = tenants;
+        self
+    }
+
+    /// Sets deadline-aware admission (off by default): see
+    /// [`DeadlineAdmission`].
+    pub fn deadline_admission(mut self, admission: DeadlineAdmission) -> Self {
+        self.config.deadline_admission = admission;
         self
     }
 
@@ -151,6 +193,16 @@ impl<I: Send + Sync + 'static, O: Send + 'static> PoolBuilder<I, O> {
     ) -> Self {
         self.on_overflow = Some(Box::new(hook));
         self
+    }
+
+    /// The configuration built so far.
+    pub(crate) fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    /// The configuration to change (a runtime sets `cores`).
+    pub(crate) fn config_mut(&mut self) -> &mut PoolConfig {
+        &mut self.config
     }
 
     /// How long dropping the pool waits for queued work (default 30 s).

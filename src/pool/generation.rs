@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 
 use super::error::BuildError;
 use super::persistent::{NamedFactory, Persistent};
-use crate::config::PoolConfig;
+use crate::config::{ConfigError, PoolConfig};
 use crate::core::{Counter, CountsSnapshot, Job, Ledger, Timebase, MAX_GROUPS};
 use crate::exec::admission::Gate;
 use crate::exec::dispatch::Dispatch;
@@ -106,6 +106,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Generation<I, O> {
             groups.push(Arc::new(Group::new(
                 index,
                 g.clone(),
+                &config.tenants,
                 factory,
                 Arc::clone(pool.clock()),
             )));
@@ -117,7 +118,15 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Generation<I, O> {
             });
         }
         let names = groups.iter().map(|g| Arc::clone(g.name())).collect();
-        let groups = Arc::new(Dispatch::new(groups, config.when_all_open));
+        let (seed, turns) = pool.routing();
+        let groups = Arc::new(Dispatch::new(
+            groups,
+            config.when_all_open,
+            config.deadline_admission,
+            config.routing,
+            seed,
+            Arc::clone(turns),
+        ));
         let (supervisor_tx, supervisor_rx) = unbounded();
         let retries = Arc::new(Retries::new(
             config.retry.clone(),
@@ -157,7 +166,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Generation<I, O> {
             checks,
             supervisor: Mutex::new(Some(supervisor)),
         });
-        if let Err(e) = generation.start_workers() {
+        if let Err(e) = generation.start_workers(config.cores.as_deref()) {
             let deadline = Instant::now() + Duration::from_secs(5);
             generation.stop(deadline, Drain::No, &mut |_| false);
             return Err(e);
@@ -173,8 +182,8 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Generation<I, O> {
     /// workers than cores can be right. When there are more pinned workers
     /// than cores, cores are shared round-robin; the startup log says so
     /// and each such worker's stats show `shares_core`.
-    fn start_workers(&self) -> Result<(), BuildError> {
-        let plan = CorePlan::detect();
+    fn start_workers(&self, cores: Option<&[usize]>) -> Result<(), BuildError> {
+        let plan = CorePlan::new(cores).map_err(|message| ConfigError::new("cores", message))?;
         let mut placed = Vec::new();
         let mut seq = 0;
         for g in self.groups.groups() {
@@ -193,7 +202,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Generation<I, O> {
             *per_core.entry(core.id).or_insert(0usize) += 1;
         }
         let total = placed.len();
-        let cores = pinning::available_cores();
+        let cores = cores.map_or_else(pinning::available_cores, <[usize]>::len);
         if total > cores {
             tracing::info!(
                 "{total} workers over {cores} available core(s): workers share cores \

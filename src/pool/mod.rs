@@ -75,6 +75,13 @@ enum Wait {
 }
 
 /// A refused request's parts, before it is given back whole.
+/// What a request asks of the scheduler, carried through admission.
+struct Asks {
+    priority: Priority,
+    deadline: Option<Instant>,
+    tenant: Option<Arc<str>>,
+}
+
 struct Refused<I> {
     input: Arc<I>,
     group: Option<String>,
@@ -155,7 +162,14 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
             submitted_at,
             dead_lettered_at,
         } = letter;
-        self.admit_shared(input, priority, None, group, Wait::Forever)
+        // A replayed letter has no deadline and is served for the default
+        // tenant.
+        let asks = Asks {
+            priority,
+            deadline: None,
+            tenant: None,
+        };
+        self.admit_shared(input, &asks, group, Wait::Forever)
             .map_err(|r| ReplayError {
                 letter: DeadLetter {
                     id,
@@ -233,12 +247,18 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
     }
 
     fn admit(&self, request: Request<I>, wait: Wait) -> Result<TaskHandle<O>, SubmitError<I>> {
-        let (input, priority, deadline, group) = request.into_parts();
-        self.admit_shared(Arc::new(input), priority, deadline, group, wait)
+        let (input, priority, deadline, group, tenant) = request.into_parts();
+        let asks = Asks {
+            priority,
+            deadline,
+            tenant,
+        };
+        self.admit_shared(Arc::new(input), &asks, group, wait)
             .map_err(|r| {
                 let mut request = Request::new(Refused::into_input(r.input)).priority(priority);
                 request.set_deadline(deadline);
                 request.set_group(r.group);
+                request.set_tenant(asks.tenant);
                 SubmitError::new(request, r.refusal)
             })
     }
@@ -246,14 +266,13 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
     fn admit_shared(
         &self,
         mut input: Arc<I>,
-        priority: Priority,
-        deadline: Option<Instant>,
+        asks: &Asks,
         mut group: Option<String>,
         wait: Wait,
     ) -> Result<TaskHandle<O>, Refused<I>> {
         let mut generation = self.current.load();
         loop {
-            match self.admit_in(&generation, input, priority, deadline, group, wait) {
+            match self.admit_in(&generation, input, asks, group, wait) {
                 // A reload closed the generation this submitter was entering:
                 // the request goes to the new one.
                 Err(r) if r.refusal == Refusal::Closed => {
@@ -278,11 +297,13 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
         &self,
         s: &Generation<I, O>,
         input: Arc<I>,
-        priority: Priority,
-        deadline: Option<Instant>,
+        asks: &Asks,
         group: Option<String>,
         wait: Wait,
     ) -> Result<TaskHandle<O>, Refused<I>> {
+        let Asks {
+            priority, deadline, ..
+        } = *asks;
         let refuse = |input, group, refusal| {
             Err(Refused {
                 input,
@@ -311,13 +332,20 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
         let id = s.next_id();
         let span = trace::request(id, priority);
         let slot = Arc::new(Slot::new(id, Arc::clone(s.ledger()), span));
-        let job = Job::new(Arc::clone(&slot), input, priority, deadline, only_group);
+        let job = Job::new(
+            Arc::clone(&slot),
+            input,
+            priority,
+            deadline,
+            only_group,
+            asks.tenant.clone(),
+        );
         let who = Eligibility {
             only: only_group,
             failed: 0,
             same_group_fallback: s.retries().policy().same_group_fallback,
         };
-        let (job, refusal) = match s.groups().offer(job, who) {
+        let (job, refusal) = match s.groups().offer(job, who, true) {
             Ok(_) => {
                 s.ledger().accepted();
                 return Ok(TaskHandle::new(slot));

@@ -26,6 +26,10 @@ pub(crate) struct Persistent<I, O> {
     probe: Arc<dyn MemoryProbe>,
     on_pressure: Option<Arc<PressureHook>>,
     supervisor_panics: Arc<Counter>,
+    /// Seed of random routing when the configuration gives none.
+    route_seed: u64,
+    /// Requests routed between tied groups, across generations.
+    route_turns: Arc<AtomicU64>,
     /// Factories by group name, for reloads that keep a group.
     factories: Mutex<Vec<NamedFactory<I, O>>>,
     /// Generations a reload replaced; its lock orders a reload's swap
@@ -48,6 +52,14 @@ impl<I, O> Persistent<I, O> {
             probe,
             on_pressure: on_pressure.map(Arc::new),
             supervisor_panics: Arc::default(),
+            route_seed: {
+                use std::hash::{BuildHasher, Hasher};
+                // std's hasher keys are random per process and per instance.
+                std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish()
+            },
+            route_turns: Arc::default(),
             factories: Mutex::new(Vec::new()),
             history: Mutex::new(History::default()),
         }
@@ -75,6 +87,11 @@ impl<I, O> Persistent<I, O> {
 
     pub(crate) fn on_pressure(&self) -> Option<&Arc<PressureHook>> {
         self.on_pressure.as_ref()
+    }
+
+    /// Routing's default seed and its turn counter.
+    pub(crate) fn routing(&self) -> (u64, &Arc<AtomicU64>) {
+        (self.route_seed, &self.route_turns)
     }
 
     pub(crate) fn supervisor_panics(&self) -> &Arc<Counter> {

@@ -44,8 +44,20 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
             dead_letter: self.persistent.dlq().stats(),
             latency: Latencies::snapshot(workers.iter().map(|w| w.latency())),
             health: HealthSummary::of(&groups),
+            routing: s.groups().strategy(),
             groups,
         }
+    }
+}
+
+impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
+    /// How long a request of priority `p` submitted now would take to its
+    /// result, as deadline-aware admission estimates it: the shortest over
+    /// the healthy groups (see [`DeadlineAdmission`](crate::DeadlineAdmission)
+    /// for the formula), whether or not admission is on. `None` until a
+    /// group has finished a call.
+    pub fn estimate(&self, p: crate::core::Priority) -> Option<std::time::Duration> {
+        self.current.load().groups().estimate(p)
     }
 }
 
