@@ -38,7 +38,8 @@ pub struct TenantsConfig {
     /// The weight of every other tenant (and of the default one).
     pub default_weight: u32,
     /// Most requests one tenant may have waiting in one level of one group,
-    /// 1 to [`MAX_CAPACITY`]; by default as many as the level holds.
+    /// 1 to [`MAX_CAPACITY`]; by default half of what the level holds, so
+    /// one tenant's backlog never fills a level for the others.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_queued_per_tenant: Option<usize>,
 }

@@ -6,13 +6,18 @@
 //!
 //! # The token protocol
 //!
-//! A request is queued under the level's lock: a token is sent (which fails
-//! when the level is full), then the request is pushed. A worker that
-//! receives a token takes the level's lock and pops the request the round
-//! robin picks, which need not be the one whose token it received: tokens
-//! are interchangeable, and because a token is sent only with its request
-//! under the lock, a worker holding a token always finds a request. Every
-//! take, the drain's included, goes through a token.
+//! A request is pushed under the level's lock, if the level holds fewer
+//! than its capacity (and its tenant fewer than its share); its token is
+//! sent after the lock is released, so the send's wake-up never finds the
+//! lock held. A worker that receives a token takes the level's lock and
+//! pops the request the round robin picks, which need not be the one whose
+//! token it received: tokens are interchangeable. Two counts keep this
+//! sound: tokens in the channel never exceed requests in the round robin
+//! (a request is pushed before its token is sent, and popped after a token
+//! is received), so a worker holding a token always finds a request; and
+//! requests never exceed the capacity, which is the channel's, so a token
+//! send never finds the channel full. Every take, the drain's included,
+//! goes through a token.
 
 #![forbid(unsafe_code)]
 
@@ -42,12 +47,20 @@ impl<I, O> Tenanted for Job<I, O> {
     }
 }
 
-/// One tenant's counts in one group.
+/// One tenant's counts in one level.
 #[derive(Debug, Clone, Copy, Default)]
 struct Counts {
     accepted: u64,
     served: u64,
     refused: u64,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.accepted += o.accepted;
+        self.served += o.served;
+        self.refused += o.refused;
+    }
 }
 
 /// Counts by tenant, bounded: the first `TRACKED_TENANTS` tenants by name,
@@ -60,17 +73,27 @@ struct Book {
 
 impl Book {
     fn entry(&mut self, tenant: &Arc<str>) -> &mut Counts {
-        if !self.by_name.contains_key(tenant) && self.by_name.len() >= TRACKED_TENANTS {
-            return &mut self.other;
+        if !self.by_name.contains_key(&**tenant) {
+            if self.by_name.len() >= TRACKED_TENANTS {
+                return &mut self.other;
+            }
+            self.by_name.insert(Arc::clone(tenant), Counts::default());
         }
-        self.by_name.entry(Arc::clone(tenant)).or_default()
+        self.by_name.get_mut(&**tenant).unwrap_or(&mut self.other)
     }
+}
+
+/// One level: its round robin, its capacity and its tenants' counts, under
+/// one lock.
+struct Level<T> {
+    drr: Drr<T>,
+    capacity: usize,
+    book: Book,
 }
 
 /// Per-level round robins and the tenants' counts of one group.
 pub(crate) struct Fair<T> {
-    levels: [Mutex<Drr<T>>; Priority::COUNT],
-    book: Mutex<Book>,
+    levels: [Mutex<Level<T>>; Priority::COUNT],
     default: Arc<str>,
 }
 
@@ -89,84 +112,102 @@ impl<T: Tenanted> Fair<T> {
             .collect();
         Self {
             levels: std::array::from_fn(|i| {
-                let level_cap = cap.of(Priority::ALL[i]);
-                let max = cfg.max_queued_per_tenant.unwrap_or(level_cap);
-                Mutex::new(Drr::new(weights.clone(), cfg.default_weight, max))
+                let capacity = cap.of(Priority::ALL[i]);
+                // By default a tenant may fill half a level: one tenant's
+                // backlog never fills it for the others.
+                let max = cfg.max_queued_per_tenant.unwrap_or(capacity.div_ceil(2));
+                Mutex::new(Level {
+                    drr: Drr::new(weights.clone(), cfg.default_weight, max),
+                    capacity,
+                    book: Book::default(),
+                })
             }),
-            book: Mutex::new(Book::default()),
             default: Arc::from(DEFAULT_TENANT),
         }
     }
 
-    /// Queues `item` at level `lane` (0 = urgent): `send_token` is tried
-    /// under the level's lock and the item pushed only if it succeeded.
+    /// Queues `item` at level `lane` (0 = urgent) if the level and its
+    /// tenant's share have room, then calls `send_token` (outside the lock).
     pub(crate) fn push(
         &self,
         lane: usize,
         item: T,
-        send_token: impl FnOnce() -> bool,
+        send_token: impl FnOnce(),
     ) -> Result<(), Refused<T>> {
-        let tenant = item.tenant().unwrap_or(&self.default).clone();
-        let mut drr = self.levels[lane].lock();
-        let room = drr.has_room(&tenant) && send_token();
-        if !room {
-            drop(drr);
-            self.book.lock().entry(&tenant).refused += 1;
+        let tenant = Arc::clone(item.tenant().unwrap_or(&self.default));
+        let mut guard = self.levels[lane].lock();
+        let level = &mut *guard;
+        if level.drr.len() >= level.capacity {
+            level.book.entry(&tenant).refused += 1;
             return Err(Refused::Full(item));
         }
-        if let Err((item, Turned::TenantFull)) = drr.push(&tenant, item) {
-            // `has_room` said yes under the same lock, so this cannot be;
-            // were it, the token sent has no item, and a worker receiving it
-            // finds none and goes on (`Levels::try_take`).
-            debug_assert!(false, "room was checked under the lock");
-            return Err(Refused::Full(item));
+        match level.drr.push(&tenant, item) {
+            Ok(()) => level.book.entry(&tenant).accepted += 1,
+            Err((item, Turned::TenantFull)) => {
+                level.book.entry(&tenant).refused += 1;
+                return Err(Refused::Full(item));
+            }
         }
-        drop(drr);
-        self.book.lock().entry(&tenant).accepted += 1;
+        drop(guard);
+        send_token();
         Ok(())
     }
 
-    /// The next item of level `lane` by the round robin, after its token
-    /// was received.
+    /// The next item of level `lane` by the round robin, after a token was
+    /// received.
     pub(crate) fn pop(&self, lane: usize) -> Option<T> {
-        let (tenant, item) = self.levels[lane].lock().pop()?;
-        self.book.lock().entry(&tenant).served += 1;
+        let mut level = self.levels[lane].lock();
+        let (tenant, item) = level.drr.pop()?;
+        level.book.entry(&tenant).served += 1;
         Some(item)
     }
 
     /// The most accepted tenants' counts, then `other` (tenants past the
     /// tracked or the reported ones) when it has any.
     pub(crate) fn stats(&self) -> Vec<TenantStats> {
-        let book = self.book.lock();
-        let mut named: Vec<(&Arc<str>, &Counts)> = book.by_name.iter().collect();
-        named.sort_by(|a, b| b.1.accepted.cmp(&a.1.accepted).then_with(|| a.0.cmp(b.0)));
-        let mut other = book.other;
-        for (_, c) in named.iter().skip(REPORTED_TENANTS) {
-            other.accepted += c.accepted;
-            other.served += c.served;
-            other.refused += c.refused;
+        // Merge the levels' books (each bounded) by name.
+        let mut merged: HashMap<Arc<str>, (Counts, usize)> = HashMap::new();
+        let mut other = Counts::default();
+        let mut queued_total = 0;
+        for level in &self.levels {
+            let level = level.lock();
+            queued_total += level.drr.len();
+            for (name, c) in &level.book.by_name {
+                let e = merged.entry(Arc::clone(name)).or_default();
+                e.0.add(c);
+                e.1 += level.drr.queued(name);
+            }
+            other.add(&level.book.other);
         }
-        let queued = |t: &str| -> usize { self.levels.iter().map(|l| l.lock().queued(t)).sum() };
+        let mut named: Vec<_> = merged.into_iter().collect();
+        named.sort_by(|a, b| {
+            b.1 .0
+                .accepted
+                .cmp(&a.1 .0.accepted)
+                .then_with(|| a.0.cmp(&b.0))
+        });
+        for (_, (c, _)) in named.iter().skip(REPORTED_TENANTS) {
+            other.add(c);
+        }
         let mut out: Vec<TenantStats> = named
             .iter()
             .take(REPORTED_TENANTS)
-            .map(|(name, c)| TenantStats {
+            .map(|(name, (c, queued))| TenantStats {
                 tenant: name.to_string(),
                 accepted: c.accepted,
                 served: c.served,
                 refused: c.refused,
-                queued: queued(name),
+                queued: *queued,
             })
             .collect();
         if other.accepted + other.refused > 0 {
-            let total: usize = self.levels.iter().map(|l| l.lock().len()).sum();
             let named_queued: usize = out.iter().map(|t| t.queued).sum();
             out.push(TenantStats {
                 tenant: OTHER_TENANTS.to_owned(),
                 accepted: other.accepted,
                 served: other.served,
                 refused: other.refused,
-                queued: total.saturating_sub(named_queued),
+                queued: queued_total.saturating_sub(named_queued),
             });
         }
         out

@@ -84,7 +84,12 @@ impl<T: Tenanted> Levels<T> {
         match &self.fair {
             None => self.tx[lane].try_send(Some(t)).map_err(unwrap_err),
             Some(fair) => fair
-                .push(p.index(), t, || self.tx[lane].try_send(None).is_ok())
+                .push(p.index(), t, || {
+                    // Never full: the round robin holds at most the
+                    // channel's capacity (`exec::fair` has the argument).
+                    let sent = self.tx[lane].try_send(None);
+                    debug_assert!(sent.is_ok(), "a fair level's token found no room");
+                })
                 .map_err(|fair::Refused::Full(t)| TrySendError::Full(t)),
         }
     }

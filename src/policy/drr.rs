@@ -19,6 +19,11 @@ use std::sync::Arc;
 /// The key of requests that name no tenant.
 pub(crate) const DEFAULT_TENANT: &str = "";
 
+/// Tenants with nothing waiting kept (with their queue's buffer) for when
+/// they come back; past this an emptied tenant is forgotten, so keys never
+/// pile up.
+const IDLE_KEPT: usize = 64;
+
 /// One tenant's queue.
 struct Tenant<T> {
     queue: VecDeque<T>,
@@ -73,9 +78,10 @@ impl<T> Drr<T> {
         self.tenants.get(tenant).map_or(0, |t| t.queue.len())
     }
 
-    /// Whether `tenant` may queue one more.
-    pub(crate) fn has_room(&self, tenant: &str) -> bool {
-        self.queued(tenant) < self.max_queued
+    /// Tenants remembered (waiting, or idle and kept).
+    #[cfg(test)]
+    fn remembered(&self) -> usize {
+        self.tenants.len()
     }
 
     /// Queues `item` for `tenant`, or hands it back when that tenant has
@@ -130,10 +136,14 @@ impl<T> Drr<T> {
         };
         self.len -= 1;
         let key = if t.queue.is_empty() {
-            // Empty: it leaves the ring and is forgotten, so idleness earns
-            // no credit and keys do not pile up.
+            // Empty: it leaves the ring and its deficit goes, so idleness
+            // earns no credit. It is kept for its return unless many are.
+            t.deficit = 0;
+            t.in_ring = false;
             let key = self.ring.pop_front()?;
-            self.tenants.remove(&key);
+            if self.tenants.len() > self.ring.len() + IDLE_KEPT {
+                self.tenants.remove(&key);
+            }
             key
         } else {
             let key = Arc::clone(key);
@@ -184,6 +194,17 @@ mod tests {
         assert_eq!(d.push(&key("a"), 3), Err((3, Turned::TenantFull)));
         d.push(&key("b"), 4).unwrap();
         assert_eq!((d.queued("a"), d.queued("b"), d.len()), (2, 1, 3));
+    }
+
+    #[test]
+    fn tenants_that_come_and_go_do_not_pile_up() {
+        let mut d = drr(&[], 4);
+        for i in 0..10_000u32 {
+            d.push(&key(&format!("t{i}")), i).unwrap();
+            assert_eq!(d.pop().map(|(_, x)| x), Some(i));
+        }
+        assert!(d.remembered() <= IDLE_KEPT + 1, "{}", d.remembered());
+        assert_eq!(d.len(), 0);
     }
 
     proptest! {
