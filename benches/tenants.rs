@@ -48,7 +48,9 @@ fn round_trip_p50(on: bool, n: usize) -> f64 {
         pool.submit(r).unwrap().wait().unwrap();
         samples.push(t.elapsed());
     }
-    common::summary(&mut samples)["p50_ns"].as_f64().unwrap_or(0.0)
+    common::summary(&mut samples)["p50_ns"]
+        .as_f64()
+        .unwrap_or(0.0)
 }
 
 /// Requests per second through two workers.
