@@ -110,26 +110,35 @@ fn a_quiet_tenant_waits_a_bounded_number_of_services_under_a_flood() {
         ..fair(&[])
     };
     let pool = Arc::new(pool(tenants, &gate, &served));
+    // Hold the worker until the flood has filled its tenant's share.
+    let held = pool.submit(Request::new((0, "held"))).unwrap();
+    gate.wait_reached();
     let done = Arc::new(AtomicBool::new(false));
+    let refusals = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let flood = {
-        let (pool, done) = (pool.clone(), done.clone());
+        let (pool, done, refusals) = (pool.clone(), done.clone(), refusals.clone());
         std::thread::spawn(move || {
-            let (mut handles, mut refused) = (Vec::new(), 0u64);
+            let mut handles = Vec::new();
             let mut i = 1;
             while !done.load(Ordering::Relaxed) {
                 match pool.try_submit(Request::new((i, "n")).tenant("noisy")) {
                     Ok(h) => handles.push(h),
                     Err(e) => {
                         assert!(matches!(e.refusal(), Refusal::Full { .. }), "{e}");
-                        refused += 1;
+                        refusals.fetch_add(1, Ordering::Relaxed);
                         std::thread::yield_now();
                     }
                 }
                 i += 1;
             }
-            (handles, refused)
+            handles
         })
     };
+    common::eventually("the flood reaches its tenant's bound", || {
+        refusals.load(Ordering::Relaxed) > 0
+    });
+    gate.open_one();
+    held.wait().unwrap();
     // The quiet tenant submits one request at a time. Counted in services:
     // once its submit has returned (the request is queued), the worker
     // serves at most the call it may be starting and one noisy request
@@ -145,12 +154,12 @@ fn a_quiet_tenant_waits_a_bounded_number_of_services_under_a_flood() {
         worst = worst.max(ran_at.saturating_sub(queued_at));
     }
     done.store(true, Ordering::Relaxed);
-    let (handles, refused) = flood.join().unwrap();
+    let handles = flood.join().unwrap();
     for h in handles {
         h.wait().unwrap();
     }
     assert!(worst <= 2, "the quiet tenant waited {worst} services");
-    assert!(refused > 0, "the flood reached its tenant's bound");
+    let refused = refusals.load(Ordering::Relaxed);
     let pool = Arc::try_unwrap(pool).unwrap();
     let stats = pool.shutdown(LONG).stats;
     let tenant = |name: &str| {

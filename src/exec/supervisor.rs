@@ -170,7 +170,11 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(
             // A copy to answer for the request if routing panics (a
             // factory's `validate` is user code); retries are the slow path.
             let spare = job.clone();
-            match catch_unwind(AssertUnwindSafe(|| sup.groups.reroute(job, &sup.retries))) {
+            // A retry that finds no room comes back by value, as from
+            // `Dispatch::reroute` (boxing it would allocate per retry).
+            #[allow(clippy::result_large_err)]
+            let routed = catch_unwind(AssertUnwindSafe(|| sup.groups.reroute(job, &sup.retries)));
+            match routed {
                 Ok(Ok(())) => sup.retries.left(),
                 Ok(Err(job)) => still_full.push(job),
                 Err(payload) => {

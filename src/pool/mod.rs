@@ -150,7 +150,8 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
     }
 
     /// Puts a dead letter back into the pool as a new request (same input,
-    /// priority and group; no deadline), blocking while queues are full. A
+    /// priority and group; no deadline; the default tenant, as a letter
+    /// does not keep its tenant), blocking while queues are full. A
     /// refused letter comes back inside the error, with the reason.
     pub fn replay(&self, letter: DeadLetter<I>) -> Result<TaskHandle<O>, ReplayError<I>> {
         let DeadLetter {
