@@ -77,23 +77,24 @@ mod pool;
 mod runtime;
 
 pub use crate::config::{
-    ranges, AllOpenPolicy, BackendConfig, BatchingConfig, BreakerConfig, BreakerMode, ConfigError,
-    DeadLetterConfig, DeadlineAdmission, GroupConfig, LevelCapacity, MemoryConfig, OverflowPolicy,
-    PoolConfig, RetryPolicy, RoutingConfig, RoutingStrategy, RuntimeConfig, ScalingConfig,
-    TenantsConfig, MAX_ATTEMPTS, MAX_BATCH_SIZE, MAX_BREAKER_WINDOW, MAX_CAPACITY,
-    MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_CORE_ID, MAX_DEAD_LETTERS, MAX_HALF_OPEN_CALLS,
-    MAX_MODELS, MAX_WARMUP, MAX_WEIGHT, MAX_WORKERS, TIME_WINDOW_BUCKETS,
+    ranges, AffinityConfig, AllOpenPolicy, BackendConfig, BatchingConfig, BreakerConfig,
+    BreakerMode, ConfigError, DeadLetterConfig, DeadlineAdmission, GroupConfig, LevelCapacity,
+    MemoryConfig, OverflowPolicy, PoolConfig, RetryPolicy, RoutingConfig, RoutingStrategy,
+    RuntimeConfig, ScalingConfig, TenantsConfig, MAX_AFFINITY_KEYS, MAX_ATTEMPTS, MAX_BATCH_SIZE,
+    MAX_BREAKER_WINDOW, MAX_CAPACITY, MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_CORE_ID,
+    MAX_DEAD_LETTERS, MAX_HALF_OPEN_CALLS, MAX_MODELS, MAX_WARMUP, MAX_WEIGHT, MAX_WORKERS,
+    TIME_WINDOW_BUCKETS,
 };
 pub use crate::core::{
-    AttemptError, BatchItem, BatchResult, BatchStats, BreakerState, BreakerStats, Buckets,
-    CancelReason, Clock, CountsSnapshot, DeadLetter, DeadLetterStats, ErrorKind, ErrorKindCounts,
-    FailureRecord, GroupStats, Health, HealthSummary, InputError, LatencyHistograms,
-    LatencySnapshot, ManualClock, ManualProbe, MemoryProbe, MemorySample, MemoryStats, Percentiles,
-    PoolStats, PressureAction, PressureEvent, PressureLevel, Priority, QueueDepth, Refusal,
-    RefusalCounts, ReloadReport, ReplayError, Request, RunContext, Session, SessionError,
-    SessionFactory, ShutdownReport, Status, SubmitError, SysinfoProbe, SystemClock, TaskError,
-    TaskHandle, TenantStats, Transition, WindowStats, WorkerInfo, WorkerStats, LATENCY_BUCKETS,
-    MAX_GROUPS,
+    AffinityStats, AttemptError, BatchItem, BatchResult, BatchStats, BreakerState, BreakerStats,
+    Buckets, CancelReason, Clock, CountsSnapshot, DeadLetter, DeadLetterStats, ErrorKind,
+    ErrorKindCounts, FailureRecord, GroupStats, Health, HealthSummary, InputError,
+    LatencyHistograms, LatencySnapshot, ManualClock, ManualProbe, MemoryProbe, MemorySample,
+    MemoryStats, Percentiles, PoolStats, PressureAction, PressureEvent, PressureLevel, Priority,
+    QueueDepth, Refusal, RefusalCounts, ReloadReport, ReplayError, Request, RunContext, Session,
+    SessionError, SessionFactory, ShutdownReport, Status, SubmitError, SysinfoProbe, SystemClock,
+    TaskError, TaskHandle, TenantStats, Transition, WindowStats, WorkerInfo, WorkerStats,
+    LATENCY_BUCKETS, MAX_GROUPS,
 };
 pub use crate::policy::{Admission, CircuitBreaker, DeadLetterQueue};
 pub use crate::pool::{BuildError, NamedFactory, Pool, PoolBuilder};

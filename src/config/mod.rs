@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod affinity;
 mod batching;
 mod breaker;
 mod memory;
@@ -22,6 +23,7 @@ mod tenants;
 mod yaml_guard;
 
 pub use crate::core::LevelCapacity;
+pub use affinity::{AffinityConfig, MAX_AFFINITY_KEYS};
 pub use batching::{BatchingConfig, MAX_BATCH_SIZE};
 pub use breaker::{
     AllOpenPolicy, BreakerConfig, BreakerMode, MAX_BREAKER_WINDOW, MAX_HALF_OPEN_CALLS,
@@ -531,6 +533,10 @@ pub struct PoolConfig {
     /// Tenants sharing each priority level by weight (off by default).
     #[serde(default)]
     pub tenants: TenantsConfig,
+    /// Requests with one key prefer the worker that last ran it (off by
+    /// default).
+    #[serde(default)]
+    pub affinity: AffinityConfig,
     /// The cores pinned workers go on, as the operating system numbers
     /// them (each one the process may run on). Default: every core the
     /// process may use. A [`Runtime`](crate::Runtime) sets it for each of
@@ -554,6 +560,7 @@ impl Default for PoolConfig {
             routing: RoutingConfig::default(),
             deadline_admission: DeadlineAdmission::default(),
             tenants: TenantsConfig::default(),
+            affinity: AffinityConfig::default(),
             cores: None,
             groups: Vec::new(),
         }
@@ -597,6 +604,7 @@ impl PoolConfig {
         self.memory.validate()?;
         self.deadline_admission.validate()?;
         self.tenants.validate()?;
+        self.affinity.validate()?;
         if let Some(cores) = &self.cores {
             check_cores("cores", cores)?;
         }

@@ -18,6 +18,7 @@
 //! | `retry.max_backoff` | 0 ..= 1h |
 //! | `groups[].batching.max_queue_delay` | 0 ..= 1s |
 //! | `memory.sample_interval` | 1ms ..= 1h |
+//! | `affinity.max_wait` | 0 ..= 10s |
 
 #![forbid(unsafe_code)]
 
@@ -56,6 +57,9 @@ pub const BREAKER_HEALTHY_RESET: RangeInclusive<Duration> = ms(1)..=DAY;
 pub const MAX_QUEUE_DELAY: RangeInclusive<Duration> = Duration::ZERO..=ms(1000);
 /// `memory.sample_interval`.
 pub const SAMPLE_INTERVAL: RangeInclusive<Duration> = ms(1)..=HOUR;
+
+/// `affinity.max_wait`.
+pub const AFFINITY_MAX_WAIT: RangeInclusive<Duration> = Duration::ZERO..=ms(10_000);
 
 /// Checks a duration setting against its range; the error names the field,
 /// the value and the range in the units YAML takes (`1h`, `250ms`).

@@ -39,7 +39,7 @@ pub use memory::{
 };
 pub use priority::{LevelCapacity, Priority};
 pub use refusal::{InputError, Refusal, ReplayError, SubmitError};
-pub(crate) use request::Job;
+pub(crate) use request::{Job, Keys};
 pub use request::{Request, MAX_GROUPS};
 pub use routing::RoutingStrategy;
 pub use session::{
@@ -47,7 +47,7 @@ pub use session::{
     WorkerInfo,
 };
 pub use snapshot::{
-    BreakerState, BreakerStats, DeadLetterStats, ErrorKindCounts, FailureRecord, GroupStats,
-    Health, HealthSummary, MemoryStats, PoolStats, QueueDepth, RefusalCounts, ReloadReport,
-    ShutdownReport, TenantStats, Transition, WindowStats, WorkerStats,
+    AffinityStats, BreakerState, BreakerStats, DeadLetterStats, ErrorKindCounts, FailureRecord,
+    GroupStats, Health, HealthSummary, MemoryStats, PoolStats, QueueDepth, RefusalCounts,
+    ReloadReport, ShutdownReport, TenantStats, Transition, WindowStats, WorkerStats,
 };

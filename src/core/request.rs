@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,7 @@ pub struct Request<I> {
     deadline: Option<Instant>,
     group: Option<String>,
     tenant: Option<Arc<str>>,
+    affinity: Option<u64>,
 }
 
 impl<I> Request<I> {
@@ -46,6 +48,7 @@ impl<I> Request<I> {
             deadline: None,
             group: None,
             tenant: None,
+            affinity: None,
         }
     }
 
@@ -68,6 +71,33 @@ impl<I> Request<I> {
     /// The tenant, if one was set.
     pub fn get_tenant(&self) -> Option<&str> {
         self.tenant.as_deref()
+    }
+
+    /// Sets the affinity key: with the pool's `affinity` on, requests with
+    /// the same key prefer the worker that last ran that key, for sessions
+    /// that keep per-key state warm (see
+    /// [`AffinityConfig`](crate::AffinityConfig)). Any hashable value will
+    /// do; keys are kept as their 64-bit hash, so two keys with one hash
+    /// share a worker. Without affinity the key is carried and ignored.
+    ///
+    /// ```
+    /// use accelpool::Request;
+    /// let a = Request::new(1u32).affinity("camera-3");
+    /// let b = Request::new(2u32).affinity("camera-3");
+    /// assert_eq!(a.get_affinity(), b.get_affinity());
+    /// assert_ne!(a.get_affinity(), Request::new(3u32).affinity("camera-4").get_affinity());
+    /// ```
+    pub fn affinity(mut self, key: impl Hash) -> Self {
+        // A fixed hasher: a key's hash is the same in every pool and run.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        self.affinity = Some(h.finish());
+        self
+    }
+
+    /// The affinity key's hash, if one was set.
+    pub fn get_affinity(&self) -> Option<u64> {
+        self.affinity
     }
 
     /// Sets the priority level.
@@ -127,27 +157,18 @@ impl<I> Request<I> {
 }
 
 impl<I> Request<I> {
-    /// Its parts: input, priority, deadline, group, tenant.
-    pub(crate) fn into_parts(
-        self,
-    ) -> (
-        I,
-        Priority,
-        Option<Instant>,
-        Option<String>,
-        Option<Arc<str>>,
-    ) {
-        (
-            self.input,
-            self.priority,
-            self.deadline,
-            self.group,
-            self.tenant,
-        )
+    /// Its parts: input, priority, deadline, group, keys.
+    pub(crate) fn into_parts(self) -> (I, Priority, Option<Instant>, Option<String>, Keys) {
+        let keys = Keys {
+            tenant: self.tenant,
+            affinity: self.affinity,
+        };
+        (self.input, self.priority, self.deadline, self.group, keys)
     }
 
-    pub(crate) fn set_tenant(&mut self, tenant: Option<Arc<str>>) {
-        self.tenant = tenant;
+    pub(crate) fn set_keys(&mut self, keys: Keys) {
+        self.tenant = keys.tenant;
+        self.affinity = keys.affinity;
     }
 
     pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
@@ -157,6 +178,15 @@ impl<I> Request<I> {
     pub(crate) fn set_group(&mut self, group: Option<String>) {
         self.group = group;
     }
+}
+
+/// Whom a request is for and what it is near: its tenant and affinity keys.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Keys {
+    /// Its tenant (`None`: the default one).
+    pub(crate) tenant: Option<Arc<str>>,
+    /// Its affinity key's hash.
+    pub(crate) affinity: Option<u64>,
 }
 
 /// A request inside the runtime, owned by whichever queue, worker or timer
@@ -180,8 +210,8 @@ pub(crate) struct Job<I, O> {
     errors: Vec<AttemptError>,
     /// Admitted by a half-open breaker as a probe.
     probe: bool,
-    /// Who it is served for (tenant fairness); `None`: the default tenant.
-    tenant: Option<Arc<str>>,
+    /// Who it is served for (tenant fairness) and its affinity key.
+    keys: Keys,
     /// The span of its current wait in a queue.
     queue_span: trace::QueueSpan,
 }
@@ -207,7 +237,7 @@ impl<I, O> Clone for Job<I, O> {
             attempts: self.attempts,
             errors: self.errors.clone(),
             probe: self.probe,
-            tenant: self.tenant.clone(),
+            keys: self.keys.clone(),
             queue_span: self.queue_span.clone(),
         }
     }
@@ -222,7 +252,7 @@ impl<I, O> Job<I, O> {
         priority: Priority,
         deadline: Option<Instant>,
         only_group: Option<usize>,
-        tenant: Option<Arc<str>>,
+        keys: Keys,
     ) -> Self {
         let now = Instant::now();
         let queue_span = trace::queue(slot.span());
@@ -239,14 +269,20 @@ impl<I, O> Job<I, O> {
             attempts: 0,
             errors: Vec::new(),
             probe: false,
-            tenant,
+            keys,
         }
     }
 
     /// Who it is served for (`None`: the default tenant).
     #[inline]
     pub(crate) fn tenant(&self) -> Option<&Arc<str>> {
-        self.tenant.as_ref()
+        self.keys.tenant.as_ref()
+    }
+
+    /// Its affinity key's hash, if it has one.
+    #[inline]
+    pub(crate) fn affinity(&self) -> Option<u64> {
+        self.keys.affinity
     }
 
     #[inline]

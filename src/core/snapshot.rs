@@ -216,6 +216,44 @@ impl std::ops::AddAssign for ErrorKindCounts {
     }
 }
 
+/// What affinity did in one group (affinity on). Every keyed request a
+/// worker took from the queue is counted once in `new_keys`, `on_worker`,
+/// `handed_over` or `elsewhere`; a handed-over one once more in `taken` or
+/// `stolen`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AffinityStats {
+    /// Keys remembered now.
+    pub keys: usize,
+    /// Requests whose key no worker was remembered for: they ran where
+    /// they were taken, which is now their key's worker.
+    pub new_keys: u64,
+    /// Requests taken from the queue by their key's worker itself.
+    pub on_worker: u64,
+    /// Requests handed by the worker that took them to their key's worker.
+    pub handed_over: u64,
+    /// Handed-over requests their key's worker took.
+    pub taken: u64,
+    /// Handed-over requests another worker took after the wait.
+    pub stolen: u64,
+    /// Requests whose key's worker was busy (or already had one waiting):
+    /// they ran where they were taken.
+    pub elsewhere: u64,
+    /// Requests waiting for their key's worker now.
+    pub waiting: usize,
+}
+
+impl AffinityStats {
+    /// The share of keyed requests with a remembered key that ran on
+    /// their key's worker (1.0 when there were none).
+    pub fn hit_rate(&self) -> f64 {
+        let seen = self.on_worker + self.handed_over + self.elsewhere;
+        if seen == 0 {
+            return 1.0;
+        }
+        (self.on_worker + self.taken) as f64 / seen as f64
+    }
+}
+
 /// One tenant's counts in one group (tenant fairness on).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TenantStats {
@@ -288,6 +326,9 @@ pub struct GroupStats {
     /// With tenant fairness on: the most active tenants (up to 16), then
     /// `"(other)"` for the rest; empty otherwise.
     pub tenants: Vec<TenantStats>,
+    /// What affinity did (`None` with affinity off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<AffinityStats>,
     /// False when none of its workers is healthy: the router skips it.
     pub healthy: bool,
     /// Its circuit breaker.

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use parking_lot::{Mutex, MutexGuard};
 
-use super::queue::Levels;
+use super::queue::{Levels, LevelsConfig};
 use super::worker::{self, WorkerCtx, WorkerStart};
 use super::worker_state::{HealthyWorkers, WorkerState};
-use crate::config::{GroupConfig, TenantsConfig};
+use crate::config::{AffinityConfig, GroupConfig, TenantsConfig};
 use crate::core::ErrorKindCounts;
 use crate::core::{
     Batches, Clock, Counter, Counts, CountsSnapshot, Event, Ewma, GroupStats, Job, Latencies,
@@ -104,6 +104,7 @@ impl<I: 'static, O: 'static> Group<I, O> {
         index: usize,
         config: GroupConfig,
         tenants: &TenantsConfig,
+        affinity: &AffinityConfig,
         factory: Arc<dyn SessionFactory<I, O>>,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -112,8 +113,12 @@ impl<I: 'static, O: 'static> Group<I, O> {
             name: Arc::from(config.name.as_str()),
             levels: Levels::new(
                 &config.capacity,
-                config.breaker.half_open_max_calls as usize,
-                tenants,
+                &LevelsConfig {
+                    probes: config.breaker.half_open_max_calls as usize,
+                    tenants,
+                    affinity,
+                    workers: config.workers,
+                },
             ),
             breaker: CircuitBreaker::new(config.breaker.clone(), clock),
             healthy_workers: HealthyWorkers::default(),
@@ -279,6 +284,7 @@ impl<I, O> Group<I, O> {
             weight: self.config.weight,
             service_time_ms: self.per_call.get() as f64 / 1e6,
             tenants: self.levels.tenant_stats(),
+            affinity: self.levels.affinity_stats(),
             healthy: self.is_healthy(),
             breaker: self.breaker.stats(),
             in_flight: queue_depth.total() + self.levels.probes_waiting() + running,

@@ -4,6 +4,7 @@
 //! the whole generation; the pool layer wires them together.
 
 pub(crate) mod admission;
+mod affinity;
 pub(crate) mod dispatch;
 pub(crate) mod drain;
 mod fair;

@@ -21,7 +21,10 @@
 //!
 //! With tenant fairness on, a level's channel carries tokens and its
 //! requests wait in a deficit round robin (`exec::fair` has the protocol);
-//! the receive protocol above is the same.
+//! the receive protocol above is the same. With affinity on, each level is
+//! preceded by the workers' mailboxes, a keyed request taken from a level
+//! may be handed to its key's worker, and a parked worker also wakes on its
+//! mailbox's bell (`exec::affinity` has the protocol).
 //!
 //! The worker checks its stop flag and its park reasons before each take.
 //! Stopping a worker is "raise the flag, then drop its control sender";
@@ -36,10 +39,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Select, Sender, TrySendError};
 
+use super::affinity::{Affinity, Keyed, Route};
 use super::fair::{self, Fair, Tenanted};
 use super::park::ParkReasons;
-use crate::config::TenantsConfig;
-use crate::core::{saturating_add, LevelCapacity, Priority, TenantStats};
+use crate::config::{AffinityConfig, TenantsConfig};
+use crate::core::{saturating_add, AffinityStats, LevelCapacity, Priority, TenantStats};
 
 /// Lanes of one group, taken in this order: the breaker's probes, then
 /// the four priority levels.
@@ -55,25 +59,49 @@ type Item<T> = Option<T>;
 /// half-open probes, which a worker takes before anything else (a probe
 /// must not wait behind the work queued while the group was closed), and
 /// one lane per priority level; with tenant fairness, the levels' round
-/// robins.
+/// robins; with affinity, the workers' mailboxes.
 pub(crate) struct Levels<T> {
     tx: [Sender<Item<T>>; LANES],
     rx: [Receiver<Item<T>>; LANES],
     fair: Option<Box<Fair<T>>>,
+    affinity: Option<Box<Affinity<T>>>,
 }
 
-impl<T: Tenanted> Levels<T> {
-    /// `probes`: the most probes the group's breaker admits at once;
-    /// `tenants`: fairness between tenants within each level, when on.
-    pub(crate) fn new(cap: &LevelCapacity, probes: usize, tenants: &TenantsConfig) -> Self {
+/// What a group's queues are built with, besides their capacity.
+pub(crate) struct LevelsConfig<'a> {
+    /// The most probes the group's breaker admits at once.
+    pub(crate) probes: usize,
+    /// Fairness between tenants within each level, when on.
+    pub(crate) tenants: &'a TenantsConfig,
+    /// Affinity between keys and workers, when on.
+    pub(crate) affinity: &'a AffinityConfig,
+    /// The group's most workers.
+    pub(crate) workers: usize,
+}
+
+impl<T: Tenanted + Keyed> Levels<T> {
+    pub(crate) fn new(cap: &LevelCapacity, cfg: &LevelsConfig<'_>) -> Self {
+        let probes = cfg.probes;
         let chans: [_; LANES] = std::array::from_fn(|lane| match lane {
             FRONT => bounded(probes),
             _ => bounded(cap.of(Priority::ALL[lane - 1])),
         });
         let tx = std::array::from_fn(|i| chans[i].0.clone());
         let rx = std::array::from_fn(|i| chans[i].1.clone());
-        let fair = tenants.enabled.then(|| Box::new(Fair::new(tenants, cap)));
-        Self { tx, rx, fair }
+        let fair = cfg
+            .tenants
+            .enabled
+            .then(|| Box::new(Fair::new(cfg.tenants, cap)));
+        let affinity = cfg
+            .affinity
+            .enabled
+            .then(|| Box::new(Affinity::new(cfg.affinity, cfg.workers)));
+        Self {
+            tx,
+            rx,
+            fair,
+            affinity,
+        }
     }
 
     /// Queues a request at its level; hands it back when the level (or,
@@ -110,9 +138,16 @@ impl<T: Tenanted> Levels<T> {
         self.fair.as_ref().map_or_else(Vec::new, |f| f.stats())
     }
 
-    /// Requests waiting per level (probes not included).
+    /// What affinity did (`None` with affinity off).
+    pub(crate) fn affinity_stats(&self) -> Option<AffinityStats> {
+        self.affinity.as_ref().map(|a| a.stats())
+    }
+
+    /// Requests waiting per level, in the queues and the mailboxes (probes
+    /// not included).
     pub(crate) fn depth(&self) -> [usize; Priority::COUNT] {
-        std::array::from_fn(|i| self.rx[i + 1].len())
+        let held = self.affinity.as_ref().map(|a| a.waiting());
+        std::array::from_fn(|i| self.rx[i + 1].len() + held.map_or(0, |h| h[i]))
     }
 
     /// Probes waiting in the front lane.
@@ -120,32 +155,60 @@ impl<T: Tenanted> Levels<T> {
         self.rx[FRONT].len()
     }
 
-    /// Takes the highest-priority request waiting, without blocking.
+    /// Takes the highest-priority request waiting, without blocking, for
+    /// no worker in particular (the shutdown's sweep).
     #[inline]
     pub(crate) fn try_take(&self) -> Option<T> {
-        self.try_take_lanes(LANES)
+        self.try_take_lanes(LANES, None)
+    }
+
+    /// Takes the highest-priority request waiting for worker `me` to run,
+    /// without blocking.
+    #[inline]
+    pub(crate) fn try_take_for(&self, me: usize) -> Option<T> {
+        self.try_take_lanes(LANES, Some(me))
     }
 
     /// Takes the highest-priority request waiting at level `p` or above
-    /// (probes first), without blocking: how a batch fills.
+    /// (probes first) for worker `me` to run, without blocking: how a
+    /// batch fills.
     #[inline]
-    pub(crate) fn try_take_at_least(&self, p: Priority) -> Option<T> {
-        self.try_take_lanes(p.index() + 2)
+    pub(crate) fn try_take_at_least(&self, p: Priority, me: usize) -> Option<T> {
+        self.try_take_lanes(p.index() + 2, Some(me))
     }
 
     /// The first request of the first `lanes` lanes (a token fetches the
-    /// round robin's pick of its level).
+    /// round robin's pick of its level); with affinity, each level's
+    /// mailboxes first, and a keyed request may be handed over instead.
     #[inline]
-    fn try_take_lanes(&self, lanes: usize) -> Option<T> {
+    fn try_take_lanes(&self, lanes: usize, me: Option<usize>) -> Option<T> {
         for (lane, r) in self.rx[..lanes].iter().enumerate() {
-            match r.try_recv() {
-                Ok(Some(t)) => return Some(t),
-                Ok(None) => {
-                    if let Some(t) = self.fair.as_ref().and_then(|f| f.pop(lane - 1)) {
-                        return Some(t);
-                    }
+            let affinity = match &self.affinity {
+                Some(a) if lane != FRONT => Some(&**a),
+                _ => None,
+            };
+            if let Some(a) = affinity {
+                if let Some(t) = a.take(lane - 1, me, Instant::now) {
+                    return Some(t);
                 }
-                Err(_) => {}
+            }
+            loop {
+                let t = match r.try_recv() {
+                    Ok(Some(t)) => t,
+                    Ok(None) => match self.fair.as_ref().and_then(|f| f.pop(lane - 1)) {
+                        Some(t) => t,
+                        None => break,
+                    },
+                    Err(_) => break,
+                };
+                match (affinity, me) {
+                    (Some(a), Some(me)) => match a.route(me, t, lane - 1, Instant::now()) {
+                        Route::Here(t) => return Some(t),
+                        // Handed to its key's worker: look again.
+                        Route::Handed => {}
+                    },
+                    _ => return Some(t),
+                }
             }
         }
         None
@@ -170,37 +233,63 @@ fn unwrap_err<T>(e: TrySendError<Item<T>>) -> TrySendError<T> {
     }
 }
 
-/// A worker's receiving end: its group's levels plus its control channel.
+/// A worker's receiving end: its group's levels plus its control channel
+/// (and, with affinity, its mailbox's bell).
 pub(crate) struct Receiving<'a, T> {
     levels: &'a Levels<T>,
     control: &'a Receiver<()>,
+    bell: Option<&'a Receiver<()>>,
     sel: Select<'a>,
     spin: Duration,
+    /// The worker's index in its group.
+    me: usize,
 }
 
-impl<'a, T: Tenanted> Receiving<'a, T> {
-    pub(crate) fn new(levels: &'a Levels<T>, control: &'a Receiver<()>, spin: Duration) -> Self {
+impl<'a, T: Tenanted + Keyed> Receiving<'a, T> {
+    pub(crate) fn new(
+        levels: &'a Levels<T>,
+        control: &'a Receiver<()>,
+        spin: Duration,
+        me: usize,
+    ) -> Self {
         let mut sel = Select::new();
         for r in &levels.rx {
             sel.recv(r);
         }
         sel.recv(control);
+        let bell = levels.affinity.as_ref().and_then(|a| a.bell(me));
+        if let Some(b) = bell {
+            sel.recv(b);
+        }
         Self {
             levels,
             control,
+            bell,
             sel,
             spin,
+            me,
         }
     }
 
     /// The next request by strict priority; `None` once `stop` is raised or
-    /// the worker has a reason to park.
+    /// the worker has a reason to park. With affinity, the worker is idle
+    /// for offers while in here.
     pub(crate) fn take(&mut self, stop: &AtomicBool, park: &ParkReasons) -> Option<T> {
+        let Some(a) = self.levels.affinity.as_deref() else {
+            return self.take_any(stop, park);
+        };
+        a.arrive(self.me);
+        let t = self.take_any(stop, park);
+        a.leave(self.me, t.is_some(), Instant::now());
+        t
+    }
+
+    fn take_any(&mut self, stop: &AtomicBool, park: &ParkReasons) -> Option<T> {
         loop {
             if stop.load(Ordering::Acquire) || !park.none() {
                 return None;
             }
-            if let Some(t) = self.levels.try_take() {
+            if let Some(t) = self.levels.try_take_for(self.me) {
                 return Some(t);
             }
             if !self.spin.is_zero() {
@@ -214,8 +303,25 @@ impl<'a, T: Tenanted> Receiving<'a, T> {
             // Park until any level (or the control channel) is ready, then
             // look again from the top. A wake-up note on the control channel
             // is consumed here, so it cannot keep the select ready.
-            self.sel.ready();
+            // With requests waiting in other workers' mailboxes, sleep only
+            // until the first may be taken over.
+            let release = self
+                .levels
+                .affinity
+                .as_ref()
+                .and_then(|a| a.next_release(self.me));
+            match release {
+                Some(at) => {
+                    let _ = self.sel.ready_deadline(at);
+                }
+                None => {
+                    self.sel.ready();
+                }
+            }
             while self.control.try_recv().is_ok() {}
+            if let Some(b) = self.bell {
+                while b.try_recv().is_ok() {}
+            }
         }
     }
 
@@ -223,7 +329,7 @@ impl<'a, T: Tenanted> Receiving<'a, T> {
         let until = saturating_add(Instant::now(), self.spin);
         let mut i: u32 = 0;
         loop {
-            if let Some(t) = self.levels.try_take() {
+            if let Some(t) = self.levels.try_take_for(self.me) {
                 return Some(t);
             }
             i = i.wrapping_add(1);
@@ -247,6 +353,20 @@ impl<'a, T: Tenanted> Receiving<'a, T> {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    impl Keyed for &str {}
+    impl Keyed for u32 {}
+    impl Keyed for For {}
+
+    fn levels<T: Tenanted + Keyed>(cap: usize, tenants: &TenantsConfig) -> Levels<T> {
+        let cfg = LevelsConfig {
+            probes: 1,
+            tenants,
+            affinity: &AffinityConfig::default(),
+            workers: 1,
+        };
+        Levels::new(&LevelCapacity::uniform(cap), &cfg)
+    }
 
     impl Tenanted for &str {
         fn tenant(&self) -> Option<&Arc<str>> {
@@ -280,7 +400,7 @@ mod tests {
             max_queued_per_tenant: Some(3),
             ..Default::default()
         };
-        let q = Levels::new(&LevelCapacity::uniform(8), 1, &cfg);
+        let q = levels(8, &cfg);
         let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
         for i in 0..3 {
             assert!(q.try_send(Priority::Normal, For(a.clone(), i)).is_ok());
@@ -306,7 +426,7 @@ mod tests {
 
     #[test]
     fn try_take_is_strictly_by_priority() {
-        let q = Levels::new(&LevelCapacity::uniform(4), 1, &off());
+        let q = levels(4, &off());
         q.try_send(Priority::Low, "low").unwrap();
         q.try_send(Priority::Normal, "normal").unwrap();
         q.try_send(Priority::Urgent, "urgent").unwrap();
@@ -317,7 +437,7 @@ mod tests {
 
     #[test]
     fn a_probe_in_the_front_lane_is_taken_before_any_level() {
-        let q = Levels::new(&LevelCapacity::uniform(4), 1, &off());
+        let q = levels(4, &off());
         q.try_send(Priority::Urgent, "urgent").unwrap();
         q.try_send_front("probe").unwrap();
         assert!(
@@ -331,7 +451,7 @@ mod tests {
 
     #[test]
     fn full_level_hands_value_back_and_others_still_accept() {
-        let q = Levels::new(&LevelCapacity::uniform(1), 1, &off());
+        let q = levels(1, &off());
         q.try_send(Priority::Low, 1).unwrap();
         match q.try_send(Priority::Low, 2) {
             Err(TrySendError::Full(v)) => assert_eq!(v, 2),
@@ -344,14 +464,14 @@ mod tests {
     #[test]
     fn parked_worker_wakes_on_send_and_on_stop() {
         for spin in [Duration::ZERO, Duration::from_micros(20)] {
-            let q = Arc::new(Levels::<u32>::new(&LevelCapacity::uniform(4), 1, &off()));
+            let q = Arc::new(levels::<u32>(4, &off()));
             let (ctl_tx, ctl_rx) = bounded::<()>(0);
             let stop = Arc::new(AtomicBool::new(false));
             let (got_tx, got_rx) = bounded(4);
             let worker = {
                 let (q, stop) = (q.clone(), stop.clone());
                 std::thread::spawn(move || {
-                    let mut r = Receiving::new(&q, &ctl_rx, spin);
+                    let mut r = Receiving::new(&q, &ctl_rx, spin, 0);
                     while let Some(v) = r.take(&stop, &ParkReasons::default()) {
                         got_tx.send(v).unwrap();
                     }

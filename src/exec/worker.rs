@@ -105,7 +105,12 @@ pub(crate) fn run<I: Send + Sync + 'static, O: Send + 'static>(start: WorkerStar
     };
     let Some(mut session) = first else { return };
 
-    let mut rx = Receiving::new(group.levels(), &control, group.config().spin_before_park);
+    let mut rx = Receiving::new(
+        group.levels(),
+        &control,
+        group.config().spin_before_park,
+        me.index(),
+    );
     let batching = group.config().batching.clone();
     // A request taken while filling a batch that could not join it: it is
     // running (started) and goes first next time round.
@@ -312,7 +317,7 @@ fn run_batch<I: Send + Sync + 'static, O: Send + 'static>(
     let mut batch = vec![first];
     let max = cfg.max_batch_size as usize;
     while key.is_some() && batch.len() < max {
-        if let Some(job) = group.levels().try_take_at_least(level) {
+        if let Some(job) = group.levels().try_take_at_least(level, me.index()) {
             let Some(job) = admit(ctx, me, job, Instant::now()) else {
                 continue;
             };

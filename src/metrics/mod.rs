@@ -384,6 +384,35 @@ pub fn families(stats: &PoolStats) -> Vec<MetricFamily> {
             name,
             &h.end_to_end,
         );
+        if let Some(a) = &g.affinity {
+            for (outcome, n) in [
+                ("new_key", a.new_keys),
+                ("on_worker", a.on_worker),
+                ("handed_over", a.handed_over),
+                ("taken", a.taken),
+                ("stolen", a.stolen),
+                ("elsewhere", a.elsewhere),
+            ] {
+                f.counter(
+                    "accelpool_affinity_requests_total",
+                    "Keyed requests by what affinity did with them.",
+                    &[("group", name), ("outcome", outcome)],
+                    n,
+                );
+            }
+            f.gauge(
+                "accelpool_affinity_keys",
+                "Affinity keys a group remembers.",
+                &group,
+                a.keys as f64,
+            );
+            f.gauge(
+                "accelpool_affinity_waiting",
+                "Requests waiting for their key's worker.",
+                &group,
+                a.waiting as f64,
+            );
+        }
         if let Some(b) = &g.batching {
             let mut per_bucket = [0u64; BATCH_BUCKETS.len() + 1];
             let mut sum = 0.0;

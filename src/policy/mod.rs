@@ -1,9 +1,10 @@
 //! Pure state machines and decisions, with no threads and no channels, each
 //! testable alone: the circuit breaker, the router, the retry policy, the
 //! dead-letter queue, memory-pressure hysteresis, load scaling and the
-//! deadline estimate, the core budget's allotment and the tenants' deficit
-//! round robin.
+//! deadline estimate, the core budget's allotment, the tenants' deficit
+//! round robin and the affinity keys' memory.
 
+pub(crate) mod affinity;
 pub(crate) mod breaker;
 pub(crate) mod cores;
 pub(crate) mod deadline;

@@ -10,8 +10,8 @@ use super::generation::Generation;
 use super::persistent::Persistent;
 use super::Pool;
 use crate::config::{
-    AllOpenPolicy, DeadLetterConfig, DeadlineAdmission, GroupConfig, MemoryConfig, PoolConfig,
-    RetryPolicy, RoutingConfig, TenantsConfig,
+    AffinityConfig, AllOpenPolicy, DeadLetterConfig, DeadlineAdmission, GroupConfig, MemoryConfig,
+    PoolConfig, RetryPolicy, RoutingConfig, TenantsConfig,
 };
 use crate::core::{
     Clock, DeadLetter, MemoryProbe, PressureEvent, SessionFactory, SysinfoProbe, SystemClock,
@@ -104,6 +104,14 @@ impl<I: Send + Sync + 'static, O: Send + 'static> PoolBuilder<I, O> {
     /// see [`TenantsConfig`].
     pub fn tenants(mut self, tenants: TenantsConfig) -> Self {
         self.config.tenants = tenants;
+        self
+    }
+
+    /// Sets affinity (off by default): requests with one key prefer the
+    /// worker that last ran it; see [`AffinityConfig`] and
+    /// [`Request::affinity`](crate::Request::affinity).
+    pub fn affinity(mut self, affinity: AffinityConfig) -> Self {
+        self.config.affinity = affinity;
         self
     }
 

@@ -107,6 +107,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Generation<I, O> {
                 index,
                 g.clone(),
                 &config.tenants,
+                &config.affinity,
                 factory,
                 Arc::clone(pool.clock()),
             )));

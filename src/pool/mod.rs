@@ -25,6 +25,7 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
 use crate::core::trace;
+use crate::core::Keys;
 use crate::core::{
     checked_deadline, saturating_add, CancelReason, DeadLetter, Job, Outcome, Priority, Refusal,
     ReplayError, Request, ShutdownReport, Slot, SubmitError, TaskHandle,
@@ -79,7 +80,7 @@ enum Wait {
 struct Asks {
     priority: Priority,
     deadline: Option<Instant>,
-    tenant: Option<Arc<str>>,
+    keys: Keys,
 }
 
 struct Refused<I> {
@@ -150,8 +151,8 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
     }
 
     /// Puts a dead letter back into the pool as a new request (same input,
-    /// priority and group; no deadline; the default tenant, as a letter
-    /// does not keep its tenant), blocking while queues are full. A
+    /// priority and group; no deadline; the default tenant and no affinity
+    /// key, as a letter keeps neither), blocking while queues are full. A
     /// refused letter comes back inside the error, with the reason.
     pub fn replay(&self, letter: DeadLetter<I>) -> Result<TaskHandle<O>, ReplayError<I>> {
         let DeadLetter {
@@ -164,11 +165,11 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
             dead_lettered_at,
         } = letter;
         // A replayed letter has no deadline and is served for the default
-        // tenant.
+        // tenant, with no affinity.
         let asks = Asks {
             priority,
             deadline: None,
-            tenant: None,
+            keys: Keys::default(),
         };
         self.admit_shared(input, &asks, group, Wait::Forever)
             .map_err(|r| ReplayError {
@@ -248,18 +249,18 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
     }
 
     fn admit(&self, request: Request<I>, wait: Wait) -> Result<TaskHandle<O>, SubmitError<I>> {
-        let (input, priority, deadline, group, tenant) = request.into_parts();
+        let (input, priority, deadline, group, keys) = request.into_parts();
         let asks = Asks {
             priority,
             deadline,
-            tenant,
+            keys,
         };
         self.admit_shared(Arc::new(input), &asks, group, wait)
             .map_err(|r| {
                 let mut request = Request::new(Refused::into_input(r.input)).priority(priority);
                 request.set_deadline(deadline);
                 request.set_group(r.group);
-                request.set_tenant(asks.tenant);
+                request.set_keys(asks.keys);
                 SubmitError::new(request, r.refusal)
             })
     }
@@ -339,7 +340,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
             priority,
             deadline,
             only_group,
-            asks.tenant.clone(),
+            asks.keys.clone(),
         );
         let who = Eligibility {
             only: only_group,
