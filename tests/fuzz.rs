@@ -14,8 +14,8 @@ use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
 use accelpool::{
-    BreakerConfig, GroupConfig, Pool, PoolConfig, Priority, Request, RetryPolicy, SessionError,
-    Status, TaskError, WorkerInfo,
+    AffinityConfig, BreakerConfig, GroupConfig, Pool, PoolConfig, Priority, Request, RetryPolicy,
+    SessionError, Status, TaskError, WorkerInfo,
 };
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -104,6 +104,12 @@ fn yaml_loader_on_yaml_shaped_text() {
         "sample_interval:",
         "idle_timeout:",
         "max_tensor_elements:",
+        "tenants:",
+        "weights:",
+        "affinity:",
+        "enabled:",
+        "max_wait:",
+        "max_keys:",
     ]);
     let values = prop::sample::select(vec![
         "",
@@ -260,10 +266,17 @@ fn request_path_on_arbitrary_call_sequences() {
         "request_path",
         proptest::collection::vec(op, 0..40),
         |ops| {
+            // Affinity on: keyed requests are handed between the two
+            // workers, and the accounting below covers the mailboxes too.
             let pool = Pool::builder()
                 .retry(RetryPolicy {
                     initial_backoff: Duration::ZERO,
                     ..RetryPolicy::default()
+                })
+                .affinity(AffinityConfig {
+                    enabled: true,
+                    max_wait: Duration::from_micros(100),
+                    ..AffinityConfig::default()
                 })
                 .group(
                     // A breaker that opens and recovers within milliseconds:
@@ -292,7 +305,9 @@ fn request_path_on_arbitrary_call_sequences() {
             for op in &ops {
                 match *op {
                     Op::Submit(x, p, with_deadline) => {
-                        let mut r = Request::new(x).priority(Priority::ALL[p as usize]);
+                        let mut r = Request::new(x)
+                            .priority(Priority::ALL[p as usize])
+                            .affinity(x % 3);
                         if with_deadline {
                             r = r.timeout(Duration::from_micros(50));
                         }
@@ -303,7 +318,10 @@ fn request_path_on_arbitrary_call_sequences() {
                         }
                     }
                     Op::TrySubmit(x, p) => {
-                        match pool.try_submit(Request::new(x).priority(Priority::ALL[p as usize])) {
+                        let r = Request::new(x)
+                            .priority(Priority::ALL[p as usize])
+                            .affinity(x % 3);
+                        match pool.try_submit(r) {
                             Ok(h) => handles.push((x, h, None)),
                             Err(e) => prop_assert_eq!(e.into_request().into_input(), x),
                         }

@@ -12,9 +12,10 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use accelpool::{
-    BatchingConfig, BreakerConfig, CountsSnapshot, DeadlineAdmission, GroupConfig, Pool,
-    PoolBuilder, Priority, Refusal, Request, RetryPolicy, RoutingConfig, RoutingStrategy,
-    RunContext, Runtime, RuntimeConfig, Session, SessionError, TaskError, TaskHandle, WorkerInfo,
+    AffinityConfig, BatchingConfig, BreakerConfig, CountsSnapshot, DeadlineAdmission, GroupConfig,
+    Pool, PoolBuilder, Priority, Refusal, Request, RetryPolicy, RoutingConfig, RoutingStrategy,
+    RunContext, Runtime, RuntimeConfig, Session, SessionError, TaskError, TaskHandle,
+    TenantsConfig, WorkerInfo,
 };
 use common::{assert_accounting, quiet_injected_panics};
 
@@ -91,9 +92,22 @@ impl std::ops::AddAssign for Tally {
 
 /// Two groups that fail, panic and run slow (`Chaos`): `fast` batches in odd
 /// seeds; `slow` has a breaker that opens and recovers within a round. With
-/// `tie` they share a priority (and the routing strategy chooses).
+/// `tie` they share a priority (and the routing strategy chooses). Half the
+/// seeds turn on tenant fairness and affinity (waiting for a busy worker
+/// or not), with two `fast` workers for keys to choose between.
 fn chaos_pool(seed: u64, tie: bool) -> PoolBuilder<u64, u64> {
+    let keyed = seed % 4 >= 2;
     Pool::<u64, u64>::builder()
+        .tenants(TenantsConfig {
+            enabled: keyed,
+            max_queued_per_tenant: Some(3),
+            ..Default::default()
+        })
+        .affinity(AffinityConfig {
+            enabled: keyed,
+            max_wait: Duration::from_micros(if seed % 8 >= 4 { 200 } else { 0 }),
+            ..Default::default()
+        })
         .retry(RetryPolicy {
             max_attempts: 3,
             initial_backoff: Duration::from_micros(50),
@@ -104,7 +118,7 @@ fn chaos_pool(seed: u64, tie: bool) -> PoolBuilder<u64, u64> {
         .group(
             GroupConfig::new("fast")
                 .priority(8)
-                .workers(1)
+                .workers(if keyed { 2 } else { 1 })
                 .capacity(8)
                 .pin(false)
                 // Every other round batches: the same faults, the same
@@ -143,7 +157,10 @@ fn round(seed: u64, shutdown_after: Duration, drain: Duration) -> Tally {
                 for i in 0..PER_SUBMITTER {
                     let input = t * 1_000_000 + i;
                     let priority = Priority::ALL[rng.below(4) as usize];
-                    let mut req = Request::new(input).priority(priority);
+                    let mut req = Request::new(input)
+                        .priority(priority)
+                        .tenant(["a", "b", "c"][rng.below(3) as usize])
+                        .affinity(rng.below(6));
                     if rng.below(10) == 0 {
                         req = req.timeout(Duration::from_micros(rng.below(500)));
                     }
@@ -215,6 +232,12 @@ fn round(seed: u64, shutdown_after: Duration, drain: Duration) -> Tally {
     let stats = pool.stats();
     let c = stats.counts;
     assert_accounting(&stats);
+    for a in stats.groups.iter().filter_map(|g| g.affinity) {
+        // Nothing is left in a mailbox, and no request handed over was
+        // taken twice (the sweep takes the rest uncounted).
+        assert_eq!(a.waiting, 0, "seed {seed}: {a:?}");
+        assert!(a.taken + a.stolen <= a.handed_over, "seed {seed}: {a:?}");
+    }
     assert_eq!(
         c.completed, tally.seen.completed,
         "seed {seed}: {c:?} vs {tally:?}"
