@@ -28,10 +28,8 @@ use parking_lot::Mutex;
 
 use crate::config::TenantsConfig;
 use crate::core::{Job, LevelCapacity, Priority, TenantStats};
-use crate::policy::drr::{Drr, Turned, DEFAULT_TENANT};
+use crate::policy::drr::{Drr, TenantCounts, Turned, DEFAULT_TENANT};
 
-/// Tenants whose counts are kept by name; the rest count as `other`.
-const TRACKED_TENANTS: usize = 256;
 /// Tenants named in the stats (the most accepted), before `other`.
 pub(crate) const REPORTED_TENANTS: usize = 16;
 
@@ -47,48 +45,11 @@ impl<I, O> Tenanted for Job<I, O> {
     }
 }
 
-/// One tenant's counts in one level.
-#[derive(Debug, Clone, Copy, Default)]
-struct Counts {
-    accepted: u64,
-    served: u64,
-    refused: u64,
-}
-
-impl Counts {
-    fn add(&mut self, o: &Counts) {
-        self.accepted += o.accepted;
-        self.served += o.served;
-        self.refused += o.refused;
-    }
-}
-
-/// Counts by tenant, bounded: the first `TRACKED_TENANTS` tenants by name,
-/// the rest together.
-#[derive(Default)]
-struct Book {
-    by_name: HashMap<Arc<str>, Counts>,
-    other: Counts,
-}
-
-impl Book {
-    fn entry(&mut self, tenant: &Arc<str>) -> &mut Counts {
-        if !self.by_name.contains_key(&**tenant) {
-            if self.by_name.len() >= TRACKED_TENANTS {
-                return &mut self.other;
-            }
-            self.by_name.insert(Arc::clone(tenant), Counts::default());
-        }
-        self.by_name.get_mut(&**tenant).unwrap_or(&mut self.other)
-    }
-}
-
-/// One level: its round robin, its capacity and its tenants' counts, under
-/// one lock.
+/// One level: its round robin (with the tenants' counts) and its capacity,
+/// under one lock.
 struct Level<T> {
     drr: Drr<T>,
     capacity: usize,
-    book: Book,
 }
 
 /// Per-level round robins and the tenants' counts of one group.
@@ -119,7 +80,6 @@ impl<T: Tenanted> Fair<T> {
                 Mutex::new(Level {
                     drr: Drr::new(weights.clone(), cfg.default_weight, max),
                     capacity,
-                    book: Book::default(),
                 })
             }),
             default: Arc::from(DEFAULT_TENANT),
@@ -134,19 +94,18 @@ impl<T: Tenanted> Fair<T> {
         item: T,
         send_token: impl FnOnce(),
     ) -> Result<(), Refused<T>> {
-        let tenant = Arc::clone(item.tenant().unwrap_or(&self.default));
         let mut guard = self.levels[lane].lock();
         let level = &mut *guard;
+        // The tenant's place is found while its name is borrowed from the
+        // item; the name's count is touched only for a new tenant.
+        let place = level.drr.tenant(item.tenant().unwrap_or(&self.default));
         if level.drr.len() >= level.capacity {
-            level.book.entry(&tenant).refused += 1;
+            level.drr.refused(place);
             return Err(Refused::Full(item));
         }
-        match level.drr.push(&tenant, item) {
-            Ok(()) => level.book.entry(&tenant).accepted += 1,
-            Err((item, Turned::TenantFull)) => {
-                level.book.entry(&tenant).refused += 1;
-                return Err(Refused::Full(item));
-            }
+        match level.drr.push(place, item) {
+            Ok(()) => {}
+            Err((item, Turned::TenantFull)) => return Err(Refused::Full(item)),
         }
         drop(guard);
         send_token();
@@ -156,28 +115,23 @@ impl<T: Tenanted> Fair<T> {
     /// The next item of level `lane` by the round robin, after a token was
     /// received.
     pub(crate) fn pop(&self, lane: usize) -> Option<T> {
-        let mut level = self.levels[lane].lock();
-        let (tenant, item) = level.drr.pop()?;
-        level.book.entry(&tenant).served += 1;
-        Some(item)
+        self.levels[lane].lock().drr.pop()
     }
 
     /// The most accepted tenants' counts, then `other` (tenants past the
     /// tracked or the reported ones) when it has any.
     pub(crate) fn stats(&self) -> Vec<TenantStats> {
-        // Merge the levels' books (each bounded) by name.
-        let mut merged: HashMap<Arc<str>, (Counts, usize)> = HashMap::new();
-        let mut other = Counts::default();
-        let mut queued_total = 0;
+        // Merge the levels' counts (each bounded) by name.
+        let mut merged: HashMap<Arc<str>, (TenantCounts, usize)> = HashMap::new();
+        let mut other = TenantCounts::default();
         for level in &self.levels {
-            let level = level.lock();
-            queued_total += level.drr.len();
-            for (name, c) in &level.book.by_name {
-                let e = merged.entry(Arc::clone(name)).or_default();
-                e.0.add(c);
-                e.1 += level.drr.queued(name);
+            let (counts, level_other) = level.lock().drr.counts();
+            for (name, c, queued) in counts {
+                let e = merged.entry(name).or_default();
+                e.0.add(&c);
+                e.1 += queued;
             }
-            other.add(&level.book.other);
+            other.add(&level_other);
         }
         let mut named: Vec<_> = merged.into_iter().collect();
         named.sort_by(|a, b| {
@@ -186,8 +140,10 @@ impl<T: Tenanted> Fair<T> {
                 .cmp(&a.1 .0.accepted)
                 .then_with(|| a.0.cmp(&b.0))
         });
-        for (_, (c, _)) in named.iter().skip(REPORTED_TENANTS) {
+        let mut other_queued = 0;
+        for (_, (c, queued)) in named.iter().skip(REPORTED_TENANTS) {
             other.add(c);
+            other_queued += queued;
         }
         let mut out: Vec<TenantStats> = named
             .iter()
@@ -201,13 +157,12 @@ impl<T: Tenanted> Fair<T> {
             })
             .collect();
         if other.accepted + other.refused > 0 {
-            let named_queued: usize = out.iter().map(|t| t.queued).sum();
             out.push(TenantStats {
                 tenant: OTHER_TENANTS.to_owned(),
                 accepted: other.accepted,
                 served: other.served,
                 refused: other.refused,
-                queued: queued_total.saturating_sub(named_queued),
+                queued: other_queued,
             });
         }
         out
