@@ -136,7 +136,10 @@ impl<T: Tenanted> Levels<T> {
             match r.try_recv() {
                 Ok(Some(t)) => return Some(t),
                 Ok(None) => {
-                    if let Some(t) = self.fair.as_ref().and_then(|f| f.pop(lane - 1)) {
+                    // Tokens come only in level lanes (the probes' lane
+                    // carries requests), so `lane - 1` is the level.
+                    let level = lane.checked_sub(1);
+                    if let Some(t) = self.fair.as_ref().zip(level).and_then(|(f, l)| f.pop(l)) {
                         return Some(t);
                     }
                 }
