@@ -183,26 +183,27 @@ impl<T: Tenanted + Keyed> Levels<T> {
     #[inline]
     fn try_take_lanes(&self, lanes: usize, me: Option<usize>) -> Option<T> {
         for (lane, r) in self.rx[..lanes].iter().enumerate() {
-            let affinity = match &self.affinity {
-                Some(a) if lane != FRONT => Some(&**a),
-                _ => None,
-            };
-            if let Some(a) = affinity {
-                if let Some(t) = a.take(lane - 1, me, Instant::now) {
+            // The probes' lane comes first; the levels follow it.
+            let level = lane.checked_sub(1);
+            let affinity = self.affinity.as_deref().zip(level);
+            if let Some((a, l)) = affinity {
+                if let Some(t) = a.take(l, me, Instant::now) {
                     return Some(t);
                 }
             }
             loop {
                 let t = match r.try_recv() {
                     Ok(Some(t)) => t,
-                    Ok(None) => match self.fair.as_ref().and_then(|f| f.pop(lane - 1)) {
+                    // Tokens come only in level lanes (the probes' lane
+                    // carries requests), so `level` is set.
+                    Ok(None) => match self.fair.as_ref().zip(level).and_then(|(f, l)| f.pop(l)) {
                         Some(t) => t,
                         None => break,
                     },
                     Err(_) => break,
                 };
                 match (affinity, me) {
-                    (Some(a), Some(me)) => match a.route(me, t, lane - 1, Instant::now()) {
+                    (Some((a, l)), Some(me)) => match a.route(me, t, l, Instant::now()) {
                         Route::Here(t) => return Some(t),
                         // Handed to its key's worker: look again.
                         Route::Handed => {}
