@@ -13,7 +13,7 @@ export ACCELPOOL_BENCH_OUT=$out
 mkdir -p "$out"
 cargo bench --no-run --quiet
 start=$(date +%s)
-cargo bench --bench dispatch --bench throughput --bench priority_isolation --bench idle_cost --bench breaker_availability --bench inference --bench batching --bench deadline_admission --bench tenants
+cargo bench --bench dispatch --bench throughput --bench priority_isolation --bench idle_cost --bench breaker_availability --bench inference --bench batching --bench deadline_admission --bench tenants --bench affinity
 echo "benchmarks ran in $(( $(date +%s) - start )) s (quick=$ACCELPOOL_BENCH_QUICK)"
 python3 - "$out" <<'PY'
 import json, os, pathlib, platform, sys, time
