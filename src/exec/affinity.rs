@@ -160,7 +160,7 @@ impl<T: Keyed> Affinity<T> {
     /// (stopping or parking). A request waiting for it is released to the
     /// others (at once, unless it may wait for a busy worker), and an idle
     /// worker is rung to watch the mailboxes while any request waits.
-    pub(crate) fn leave(&self, me: usize, busy: bool, now: Instant) {
+    pub(crate) fn leave(&self, me: usize, busy: bool, now: impl FnOnce() -> Instant) {
         let Some(b) = self.boxes.get(me) else { return };
         {
             let mut held = b.held.lock();
@@ -168,7 +168,7 @@ impl<T: Keyed> Affinity<T> {
             b.presence.store(presence as u8, Ordering::Relaxed);
             if let Some(h) = held.as_mut() {
                 if !busy || self.max_wait.is_zero() {
-                    h.release = h.release.min(now);
+                    h.release = h.release.min(now());
                 }
             }
         }
@@ -189,7 +189,13 @@ impl<T: Keyed> Affinity<T> {
     }
 
     /// Decides where a keyed request that worker `me` took at `level` runs.
-    pub(crate) fn route(&self, me: usize, item: T, level: usize, now: Instant) -> Route<T> {
+    pub(crate) fn route(
+        &self,
+        me: usize,
+        item: T,
+        level: usize,
+        now: impl FnOnce() -> Instant,
+    ) -> Route<T> {
         let Some(key) = item.affinity_key() else {
             return Route::Here(item);
         };
@@ -222,7 +228,7 @@ impl<T: Keyed> Affinity<T> {
                     *held = Some(Held {
                         item,
                         level,
-                        release: saturating_add(now, wait),
+                        release: saturating_add(now(), wait),
                     });
                     self.waiting[level].fetch_add(1, Ordering::Release);
                     None
@@ -376,12 +382,12 @@ mod tests {
             a.arrive(w);
         }
         // Worker 0 runs key 7 first: 7 is now worker 0's.
-        here(a.route(0, K(7, 1), 2, t0));
-        a.leave(0, true, t0);
+        here(a.route(0, K(7, 1), 2, || t0));
+        a.leave(0, true, || t0);
         a.arrive(0);
         // Worker 1 takes the next request of key 7: worker 0 is idle, so it
         // is handed over.
-        assert!(matches!(a.route(1, K(7, 2), 2, t0), Route::Handed));
+        assert!(matches!(a.route(1, K(7, 2), 2, || t0), Route::Handed));
         assert_eq!(a.waiting(), [0, 0, 1, 0]);
         assert!(a.bell(0).unwrap().try_recv().is_ok(), "worker 0 was rung");
         // Nobody else may take it before its release time; worker 0 may.
@@ -402,13 +408,13 @@ mod tests {
         let t0 = Instant::now();
         a.arrive(0);
         a.arrive(1);
-        here(a.route(0, K(7, 1), 2, t0));
-        a.leave(0, true, t0);
+        here(a.route(0, K(7, 1), 2, || t0));
+        a.leave(0, true, || t0);
         // Worker 0 is busy: worker 1 runs key 7 and becomes its worker.
-        assert_eq!(here(a.route(1, K(7, 2), 2, t0)), K(7, 2));
-        a.leave(1, true, t0);
+        assert_eq!(here(a.route(1, K(7, 2), 2, || t0)), K(7, 2));
+        a.leave(1, true, || t0);
         a.arrive(1);
-        assert!(matches!(a.route(0, K(7, 3), 2, t0), Route::Handed));
+        assert!(matches!(a.route(0, K(7, 3), 2, || t0), Route::Handed));
         assert_eq!(a.stats().elsewhere, 1);
     }
 
@@ -419,16 +425,16 @@ mod tests {
         let t0 = Instant::now();
         a.arrive(0);
         a.arrive(1);
-        here(a.route(0, K(7, 1), 1, t0));
-        a.leave(0, true, t0);
-        assert!(matches!(a.route(1, K(7, 2), 1, t0), Route::Handed));
+        here(a.route(0, K(7, 1), 1, || t0));
+        a.leave(0, true, || t0);
+        assert!(matches!(a.route(1, K(7, 2), 1, || t0), Route::Handed));
         assert_eq!(a.next_release(1), Some(t0 + wait));
         assert_eq!(a.take(1, Some(1), || t0 + wait / 2), None, "still waiting");
         assert_eq!(a.take(1, Some(1), || t0 + wait), Some(K(7, 2)));
         // The thief is now key 7's worker.
-        a.leave(1, true, t0);
+        a.leave(1, true, || t0);
         a.arrive(1);
-        assert_eq!(here(a.route(1, K(7, 3), 1, t0)), K(7, 3));
+        assert_eq!(here(a.route(1, K(7, 3), 1, || t0)), K(7, 3));
         let s = a.stats();
         assert_eq!((s.stolen, s.on_worker), (1, 1));
     }
@@ -440,13 +446,13 @@ mod tests {
         for w in 0..3 {
             a.arrive(w);
         }
-        here(a.route(0, K(7, 1), 0, t0));
-        a.leave(0, true, t0);
+        here(a.route(0, K(7, 1), 0, || t0));
+        a.leave(0, true, || t0);
         a.arrive(0);
-        assert!(matches!(a.route(1, K(7, 2), 0, t0), Route::Handed));
+        assert!(matches!(a.route(1, K(7, 2), 0, || t0), Route::Handed));
         let _ = a.bell(0).unwrap().try_recv();
         // Worker 0 parks before taking it: it is released at once.
-        a.leave(0, false, t0);
+        a.leave(0, false, || t0);
         assert!(
             a.bell(1).unwrap().try_recv().is_ok() || a.bell(2).unwrap().try_recv().is_ok(),
             "an idle worker was rung"
@@ -454,11 +460,11 @@ mod tests {
         assert_eq!(a.next_release(1), Some(t0));
         assert_eq!(a.take(0, Some(2), || t0), Some(K(7, 2)));
         // An away worker is not offered anything.
-        a.leave(2, true, t0);
+        a.leave(2, true, || t0);
         a.arrive(2);
-        assert!(matches!(a.route(2, K(8, 1), 0, t0), Route::Here(_)));
-        a.leave(2, false, t0);
-        assert_eq!(here(a.route(1, K(8, 2), 0, t0)), K(8, 2));
+        assert!(matches!(a.route(2, K(8, 1), 0, || t0), Route::Here(_)));
+        a.leave(2, false, || t0);
+        assert_eq!(here(a.route(1, K(8, 2), 0, || t0)), K(8, 2));
     }
 
     #[test]
@@ -467,11 +473,11 @@ mod tests {
         let t0 = Instant::now();
         a.arrive(0);
         a.arrive(1);
-        here(a.route(0, K(7, 1), 3, t0));
-        a.leave(0, true, t0);
-        assert!(matches!(a.route(1, K(7, 2), 3, t0), Route::Handed));
+        here(a.route(0, K(7, 1), 3, || t0));
+        a.leave(0, true, || t0);
+        assert!(matches!(a.route(1, K(7, 2), 3, || t0), Route::Handed));
         // Worker 0's mailbox is full: the next one runs where it is taken.
-        assert_eq!(here(a.route(1, K(7, 3), 3, t0)), K(7, 3));
+        assert_eq!(here(a.route(1, K(7, 3), 3, || t0)), K(7, 3));
         assert_eq!(a.take(3, None, || t0), Some(K(7, 2)));
         assert_eq!(a.waiting(), [0; 4]);
     }

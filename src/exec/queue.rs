@@ -203,7 +203,7 @@ impl<T: Tenanted + Keyed> Levels<T> {
                     Err(_) => break,
                 };
                 match (affinity, me) {
-                    (Some((a, l)), Some(me)) => match a.route(me, t, l, Instant::now()) {
+                    (Some((a, l)), Some(me)) => match a.route(me, t, l, Instant::now) {
                         Route::Here(t) => return Some(t),
                         // Handed to its key's worker: look again.
                         Route::Handed => {}
@@ -281,7 +281,7 @@ impl<'a, T: Tenanted + Keyed> Receiving<'a, T> {
         };
         a.arrive(self.me);
         let t = self.take_any(stop, park);
-        a.leave(self.me, t.is_some(), Instant::now());
+        a.leave(self.me, t.is_some(), Instant::now);
         t
     }
 
