@@ -19,9 +19,13 @@
 //! never exceed requests pushed and not yet popped (a request is pushed
 //! before its token is sent, and popped after a token is received), so a
 //! worker holding a token always finds a request in some tenant of the
-//! ring; and requests never exceed the capacity, which is the channel's,
-//! so a token send never finds the channel full. Every take, the drain's
-//! included, goes through a token.
+//! ring, or announced, or about to be (a submitter that finds its tenant
+//! already active sends its token without announcing, and the submitter
+//! that made it active may not have announced it yet: the worker waits
+//! for that announcement, spinning then yielding); and requests never
+//! exceed the capacity, which is the channel's, so a token send never
+//! finds the channel full. Every take, the drain's included, goes through a
+//! token.
 //!
 //! A tenant whose count falls to zero leaves the ring and is marked
 //! inactive; the worker then looks at the count once more, so a request
@@ -35,7 +39,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
-use crossbeam_utils::CachePadded;
+use crossbeam_utils::{Backoff, CachePadded};
 use parking_lot::{Mutex, RwLock};
 
 use crate::config::TenantsConfig;
@@ -315,24 +319,28 @@ impl<T: Tenanted> Fair<T> {
                 ring.activate(t, w);
             }
         };
-        absorb(&mut ring);
-        // Each tenant in the ring at most twice: one holding a request
-        // whose submitter is still between its reservation and its push is
-        // skipped, and a request whose token was received is in some
-        // tenant of the ring (or just announced).
-        let mut tries = 2 * ring.len() + 2;
-        while tries > 0 {
-            tries -= 1;
+        // The token's request is in some tenant of the ring, or of the
+        // announcements, or about to be announced: a submitter that found
+        // its tenant active sent its token without announcing, and the one
+        // that made the tenant active may still be between that and its
+        // announcement. So look round the ring, then wait a moment (spin,
+        // then yield) for the announcement, and look again; never give up
+        // a token, which would strand its request.
+        let backoff = Backoff::new();
+        let mut looked = 0;
+        loop {
+            absorb(&mut ring);
             let Some(t) = ring.front() else {
-                absorb(&mut ring);
-                if ring.len() == 0 {
-                    break;
-                }
+                backoff.snooze();
                 continue;
             };
             let Ok(item) = t.rx.try_recv() else {
                 ring.skip();
-                absorb(&mut ring);
+                looked += 1;
+                if looked >= ring.len() {
+                    looked = 0;
+                    backoff.snooze();
+                }
                 continue;
             };
             t.served.fetch_add(1, Ordering::Relaxed);
@@ -353,8 +361,6 @@ impl<T: Tenanted> Fair<T> {
             }
             return Some(item);
         }
-        debug_assert!(false, "a token's request is in the ring");
-        None
     }
 
     /// Forgets `t` (emptied and inactive) when more idle tenants than
