@@ -21,8 +21,9 @@
 //! worker holding a token always finds a request in some tenant of the
 //! ring, or announced, or about to be (a submitter that finds its tenant
 //! already active sends its token without announcing, and the submitter
-//! that made it active may not have announced it yet: the worker waits
-//! for that announcement, spinning then yielding); and requests never
+//! that made it active may not have announced it yet: a worker that finds
+//! nothing hands its token back to the level's channel and looks again
+//! later, never waiting with the lock held); and requests never
 //! exceed the capacity, which is the channel's, so a token send never
 //! finds the channel full. Every take, the drain's included, goes through a
 //! token.
@@ -39,7 +40,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
-use crossbeam_utils::{Backoff, CachePadded};
+use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, RwLock};
 
 use crate::config::TenantsConfig;
@@ -309,7 +310,8 @@ impl<T: Tenanted> Fair<T> {
     }
 
     /// The next item of level `lane` by the round robin, after a token was
-    /// received.
+    /// received; `None` when its request is not announced yet (the caller
+    /// then hands the token back).
     pub(crate) fn pop(&self, lane: usize) -> Option<T> {
         let level = &self.levels[lane];
         let mut ring = level.ring.lock();
@@ -319,28 +321,24 @@ impl<T: Tenanted> Fair<T> {
                 ring.activate(t, w);
             }
         };
-        // The token's request is in some tenant of the ring, or of the
+        // The token's request is in some tenant of the ring or of the
         // announcements, or about to be announced: a submitter that found
         // its tenant active sent its token without announcing, and the one
         // that made the tenant active may still be between that and its
-        // announcement. So look round the ring, then wait a moment (spin,
-        // then yield) for the announcement, and look again; never give up
-        // a token, which would strand its request.
-        let backoff = Backoff::new();
-        let mut looked = 0;
+        // announcement. Look round the ring (announcements included) once;
+        // if nothing is there yet, say so, and the caller hands the token
+        // back to the level's channel rather than wait holding the lock.
+        absorb(&mut ring);
+        let mut left = ring.len();
         loop {
-            absorb(&mut ring);
-            let Some(t) = ring.front() else {
-                backoff.snooze();
-                continue;
-            };
+            let t = ring.front()?;
             let Ok(item) = t.rx.try_recv() else {
                 ring.skip();
-                looked += 1;
-                if looked >= ring.len() {
-                    looked = 0;
-                    backoff.snooze();
+                if left == 0 {
+                    return None;
                 }
+                left -= 1;
+                absorb(&mut ring);
                 continue;
             };
             t.served.fetch_add(1, Ordering::Relaxed);
@@ -498,24 +496,36 @@ mod tests {
                     })
                 })
                 .collect();
-            drop(tx);
+            let total = 3 * per;
+            let popped = Arc::new(AtomicUsize::new(0));
             let poppers: Vec<_> = (0..2)
                 .map(|_| {
-                    let (fair, rx) = (fair.clone(), rx.clone());
+                    let (fair, rx, tx, popped) =
+                        (fair.clone(), rx.clone(), tx.clone(), popped.clone());
                     std::thread::spawn(move || {
-                        let mut n = 0;
-                        while rx.recv().is_ok() {
-                            assert!(fair.pop(0).is_some(), "a token without a request");
-                            n += 1;
+                        while popped.load(Ordering::SeqCst) < total {
+                            let Ok(()) = rx.recv_timeout(std::time::Duration::from_millis(5))
+                            else {
+                                continue;
+                            };
+                            match fair.pop(0) {
+                                Some(_) => {
+                                    popped.fetch_add(1, Ordering::SeqCst);
+                                }
+                                // Not announced yet: the token goes back.
+                                None => tx.try_send(()).expect("room for the token"),
+                            }
                         }
-                        n
                     })
                 })
                 .collect();
             for s in submitters {
                 s.join().unwrap();
             }
-            let popped: usize = poppers.into_iter().map(|p| p.join().unwrap()).sum();
+            for p in poppers {
+                p.join().unwrap();
+            }
+            let popped = popped.load(Ordering::SeqCst);
             assert_eq!(popped, 3 * per);
         }
     }
