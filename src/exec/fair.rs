@@ -28,6 +28,16 @@
 //! finds the channel full. Every take, the drain's included, goes through a
 //! token.
 //!
+//! An idle level (no tenant has anything queued and the channel is empty)
+//! has no order to keep, so a request that finds it so goes straight onto
+//! the channel as a request, not a token, and costs what it costs without
+//! fairness: the round trip of a lightly loaded pool pays for no
+//! fairness. Only the submitters that race past that check add a request
+//! so, and no more follow until the channel has emptied, so a backlog
+//! always goes through the round robin. Such requests can take the room a
+//! token was counted on; a token that finds the channel full then waits
+//! for a worker to take one of them, which are ahead of it.
+//!
 //! A tenant whose count falls to zero leaves the ring and is marked
 //! inactive; the worker then looks at the count once more, so a request
 //! pushed meanwhile (whose submitter saw the tenant still active) puts the
@@ -39,7 +49,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crossbeam_channel::{unbounded, Receiver, Sender};
+use crossbeam_channel::{unbounded, Receiver, Sender, TrySendError};
 use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, RwLock};
 
@@ -99,13 +109,20 @@ struct Tenant<T> {
     state: CachePadded<TenantState>,
     /// Requests served (workers).
     served: CachePadded<AtomicU64>,
-    /// Requests refused (submitters). Accepted ones are `served + len`.
-    refused: CachePadded<AtomicU64>,
+    /// What submitters count: requests refused, and requests queued
+    /// straight onto an idle level's channel. Accepted ones are
+    /// `served + len + straight`.
+    counts: CachePadded<SubmitterCounts>,
 }
 
 struct TenantState {
     len: AtomicUsize,
     active: AtomicBool,
+}
+
+struct SubmitterCounts {
+    refused: AtomicU64,
+    straight: AtomicU64,
 }
 
 impl<T> Tenant<T> {
@@ -121,7 +138,10 @@ impl<T> Tenant<T> {
                 active: AtomicBool::new(false),
             }),
             served: CachePadded::new(AtomicU64::new(0)),
-            refused: CachePadded::new(AtomicU64::new(0)),
+            counts: CachePadded::new(SubmitterCounts {
+                refused: AtomicU64::new(0),
+                straight: AtomicU64::new(0),
+            }),
         }
     }
 
@@ -133,14 +153,20 @@ impl<T> Tenant<T> {
         &self.state.active
     }
 
+    fn refused(&self) -> &AtomicU64 {
+        &self.counts.refused
+    }
+
     /// Its counts: every request reserved was accepted, and is served or
-    /// still counted in `len`.
+    /// still counted in `len`; one queued straight onto an idle level
+    /// counts as served at once.
     fn counts(&self) -> Counts {
-        let served = self.served.load(Ordering::Relaxed);
+        let served =
+            self.served.load(Ordering::Relaxed) + self.counts.straight.load(Ordering::Relaxed);
         Counts {
             accepted: served + self.len().load(Ordering::Relaxed) as u64,
             served,
-            refused: self.refused.load(Ordering::Relaxed),
+            refused: self.refused().load(Ordering::Relaxed),
         }
     }
 }
@@ -240,24 +266,26 @@ impl<T: Tenanted> Fair<T> {
         }
     }
 
-    /// Queues `item` at level `lane` (0 = urgent) if the level and its
-    /// tenant's share have room, then calls `send_token`.
+    /// Queues `item` at level `lane` (0 = urgent), whose channel is `tx`,
+    /// if the level and its tenant's share have room: straight onto the
+    /// channel when the level is idle, else in its tenant's queue with a
+    /// token on the channel.
     pub(crate) fn push(
         &self,
         lane: usize,
         item: T,
-        send_token: impl FnOnce(),
+        tx: &Sender<Option<T>>,
     ) -> Result<(), Refused<T>> {
         let level = &self.levels[lane];
         let Some(name) = item.tenant().filter(|n| &***n != DEFAULT_TENANT) else {
-            return Self::push_to(level, &level.default, item, send_token);
+            return Self::push_to(level, &level.default, item, tx);
         };
         {
             let table = level.table.read();
             if let Some(t) = table.by_name.get(&**name) {
                 // The read lock is held while pushing, so a worker cannot
                 // forget this tenant meanwhile.
-                return Self::push_to(level, t, item, send_token);
+                return Self::push_to(level, t, item, tx);
             }
         }
         let mut table = level.table.write();
@@ -274,10 +302,10 @@ impl<T: Tenanted> Fair<T> {
         // forgotten tenant had nothing waiting: accepted were served).
         if let Some(c) = table.book.remove(&**name) {
             t.served.fetch_add(c.served, Ordering::Relaxed);
-            t.refused.fetch_add(c.refused, Ordering::Relaxed);
+            t.refused().fetch_add(c.refused, Ordering::Relaxed);
         }
         let table = parking_lot::RwLockWriteGuard::downgrade(table);
-        let pushed = Self::push_to(level, &t, item, send_token);
+        let pushed = Self::push_to(level, &t, item, tx);
         drop(table);
         pushed
     }
@@ -286,16 +314,35 @@ impl<T: Tenanted> Fair<T> {
         level: &Level<T>,
         t: &Arc<Tenant<T>>,
         item: T,
-        send_token: impl FnOnce(),
+        tx: &Sender<Option<T>>,
     ) -> Result<(), Refused<T>> {
+        // An idle level (nothing in any tenant's queue, nothing on the
+        // channel) has no order to keep: whatever arrives now is what the
+        // round robin would serve next, so the request goes straight onto
+        // the channel and costs what it costs without fairness. Both reads
+        // are plain loads of lines that stay shared while the level is
+        // idle. Submitters racing past the check each add one request, and
+        // none follows until the channel has emptied, so a flood still
+        // goes through the round robin.
+        let item = if level.queued.load(Ordering::Acquire) == 0 && tx.is_empty() {
+            match tx.try_send(Some(item)) {
+                Ok(()) => {
+                    t.counts.straight.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(e) => e.into_inner().expect("sent a request"),
+            }
+        } else {
+            item
+        };
         if !reserve(&level.queued, level.capacity) {
-            t.refused.fetch_add(1, Ordering::Relaxed);
+            t.refused().fetch_add(1, Ordering::Relaxed);
             return Err(Refused::Full(item));
         }
         if !reserve(t.len(), level.max_per_tenant) {
             // SeqCst: the same order as `reserve`.
             level.queued.fetch_sub(1, Ordering::SeqCst);
-            t.refused.fetch_add(1, Ordering::Relaxed);
+            t.refused().fetch_add(1, Ordering::Relaxed);
             return Err(Refused::Full(item));
         }
         // The tenant holds its queue's receiver: the send cannot fail.
@@ -305,7 +352,14 @@ impl<T: Tenanted> Fair<T> {
         if !t.active().swap(true, Ordering::SeqCst) {
             let _ = level.announce_tx.send(Arc::clone(t));
         }
-        send_token();
+        // Tokens never outnumber the requests reserved, which are at most
+        // the channel's capacity; only requests that went straight onto
+        // the channel (one per submitter racing on an idle level, and
+        // taken first, being ahead) can make it full, and then this waits
+        // for a worker to take one: rare, and short.
+        if let Err(TrySendError::Full(token)) = tx.try_send(None) {
+            let _ = tx.send(token);
+        }
         Ok(())
     }
 
@@ -472,7 +526,7 @@ mod tests {
                 ..Default::default()
             };
             let fair = Arc::new(Fair::<For>::new(&cfg, &LevelCapacity::uniform(8)));
-            let (tx, rx) = bounded::<()>(8);
+            let (tx, rx) = bounded::<Option<For>>(8);
             let per = 500;
             let submitters: Vec<_> = (0..3)
                 .map(|s| {
@@ -483,11 +537,7 @@ mod tests {
                         while pushed < per {
                             i += 1;
                             let n = names[i % names.len()].clone();
-                            let tx = &tx;
-                            if fair
-                                .push(0, For(n), || tx.try_send(()).expect("room for a token"))
-                                .is_ok()
-                            {
+                            if fair.push(0, For(n), &tx).is_ok() {
                                 pushed += 1;
                             } else {
                                 std::thread::yield_now();
@@ -504,16 +554,18 @@ mod tests {
                         (fair.clone(), rx.clone(), tx.clone(), popped.clone());
                     std::thread::spawn(move || {
                         while popped.load(Ordering::SeqCst) < total {
-                            let Ok(()) = rx.recv_timeout(std::time::Duration::from_millis(5))
-                            else {
-                                continue;
+                            let got = match rx.recv_timeout(std::time::Duration::from_millis(5)) {
+                                // Queued straight onto the idle level.
+                                Ok(Some(_)) => Some(For(None)),
+                                Ok(None) => fair.pop(0),
+                                Err(_) => continue,
                             };
-                            match fair.pop(0) {
+                            match got {
                                 Some(_) => {
                                     popped.fetch_add(1, Ordering::SeqCst);
                                 }
                                 // Not announced yet: the token goes back.
-                                None => tx.try_send(()).expect("room for the token"),
+                                None => tx.try_send(None).expect("room for the token"),
                             }
                         }
                     })
