@@ -28,15 +28,15 @@
 //! finds the channel full. Every take, the drain's included, goes through a
 //! token.
 //!
-//! An idle level (no tenant has anything queued and the channel is empty)
-//! has no order to keep, so a request that finds it so goes straight onto
-//! the channel as a request, not a token, and costs what it costs without
-//! fairness: the round trip of a lightly loaded pool pays for no
-//! fairness. Only the submitters that race past that check add a request
-//! so, and no more follow until the channel has emptied, so a backlog
-//! always goes through the round robin. Such requests can take the room a
-//! token was counted on; a token that finds the channel full then waits
-//! for a worker to take one of them, which are ahead of it.
+//! An idle level (nothing reserved: no tenant has anything queued and the
+//! channel is empty) has no order to keep, so a request that finds it so
+//! goes straight onto the channel as a request, not a token, and skips the
+//! tenant's queue and the ring: a lightly loaded pool pays one
+//! compare-and-swap for fairness. It is still counted in the level's
+//! `queued`, and the worker that takes it gives its room back, so the
+//! channel never holds more than its capacity. Only the submitter that
+//! moves the count from zero goes straight, so a backlog always goes
+//! through the round robin.
 //!
 //! A tenant whose count falls to zero leaves the ring and is marked
 //! inactive; the worker then looks at the count once more, so a request
@@ -49,7 +49,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crossbeam_channel::{unbounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::{unbounded, Receiver, Sender};
 use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, RwLock};
 
@@ -316,25 +316,36 @@ impl<T: Tenanted> Fair<T> {
         item: T,
         tx: &Sender<Option<T>>,
     ) -> Result<(), Refused<T>> {
-        // An idle level (nothing in any tenant's queue, nothing on the
-        // channel) has no order to keep: whatever arrives now is what the
-        // round robin would serve next, so the request goes straight onto
-        // the channel and costs what it costs without fairness. Both reads
-        // are plain loads of lines that stay shared while the level is
-        // idle. Submitters racing past the check each add one request, and
-        // none follows until the channel has emptied, so a flood still
-        // goes through the round robin.
-        let item = if level.queued.load(Ordering::Acquire) == 0 && tx.is_empty() {
+        // An idle level (nothing reserved: no tenant's queue holds anything
+        // and the channel is empty) has no order to keep: whatever arrives
+        // now is what the round robin would serve next, so the request goes
+        // straight onto the channel, still counted in `queued` (the worker
+        // that takes it gives it back, `took_straight`), so the channel
+        // never holds more than the capacity and a token always finds room.
+        // One compare-and-swap decides it: only the submitter that moves
+        // the count from zero goes straight, and none follows until that
+        // request is taken, so a backlog goes through the round robin.
+        // SeqCst: the same order as `reserve`.
+        if level
+            .queued
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+        {
             match tx.try_send(Some(item)) {
                 Ok(()) => {
                     t.counts.straight.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
-                Err(e) => e.into_inner().expect("sent a request"),
+                // Not reachable while `queued` bounds what the channel
+                // holds; if it were, the request is refused, not lost.
+                Err(e) => {
+                    // SeqCst: the same order as `reserve`.
+                    level.queued.fetch_sub(1, Ordering::SeqCst);
+                    t.refused().fetch_add(1, Ordering::Relaxed);
+                    return Err(Refused::Full(e.into_inner().expect("sent a request")));
+                }
             }
-        } else {
-            item
-        };
+        }
         if !reserve(&level.queued, level.capacity) {
             t.refused().fetch_add(1, Ordering::Relaxed);
             return Err(Refused::Full(item));
@@ -352,15 +363,18 @@ impl<T: Tenanted> Fair<T> {
         if !t.active().swap(true, Ordering::SeqCst) {
             let _ = level.announce_tx.send(Arc::clone(t));
         }
-        // Tokens never outnumber the requests reserved, which are at most
-        // the channel's capacity; only requests that went straight onto
-        // the channel (one per submitter racing on an idle level, and
-        // taken first, being ahead) can make it full, and then this waits
-        // for a worker to take one: rare, and short.
-        if let Err(TrySendError::Full(token)) = tx.try_send(None) {
-            let _ = tx.send(token);
-        }
+        // Never full: what the channel holds (tokens, and requests that
+        // went straight) is counted in `queued`, at most its capacity.
+        let sent = tx.try_send(None);
+        debug_assert!(sent.is_ok(), "a fair level's token found no room");
         Ok(())
+    }
+
+    /// A worker took a request that went straight onto level `lane`'s
+    /// channel: its room is free again.
+    pub(crate) fn took_straight(&self, lane: usize) {
+        // SeqCst: the same order as `reserve`.
+        self.levels[lane].queued.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// The next item of level `lane` by the round robin, after a token was

@@ -188,7 +188,14 @@ impl<T: Tenanted + Keyed> Levels<T> {
             }
             loop {
                 let t = match r.try_recv() {
-                    Ok(Some(t)) => t,
+                    Ok(Some(t)) => {
+                        // In a fair level, a request that went straight
+                        // onto the channel: its room is free again.
+                        if let Some((f, l)) = self.fair.as_ref().zip(level) {
+                            f.took_straight(l);
+                        }
+                        t
+                    }
                     // Tokens come only in level lanes (the probes' lane
                     // carries requests), so `level` is set.
                     Ok(None) => match self.fair.as_ref().zip(level).map(|(f, l)| f.pop(l)) {
