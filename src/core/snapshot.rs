@@ -262,11 +262,13 @@ pub struct TenantStats {
     pub tenant: String,
     /// Requests queued for it.
     pub accepted: u64,
-    /// Requests a worker took for it (or a shutdown swept).
+    /// Requests a worker took for it (or a shutdown swept); one that found
+    /// its level idle went straight to the workers and counts here at once.
     pub served: u64,
     /// Requests turned away because its share of a level was full.
     pub refused: u64,
-    /// Requests waiting now.
+    /// Requests waiting now in its queue (not those that went straight to
+    /// an idle level's workers).
     pub queued: usize,
 }
 

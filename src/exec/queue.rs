@@ -112,12 +112,7 @@ impl<T: Tenanted + Keyed> Levels<T> {
         match &self.fair {
             None => self.tx[lane].try_send(Some(t)).map_err(unwrap_err),
             Some(fair) => fair
-                .push(p.index(), t, || {
-                    // Never full: the round robin holds at most the
-                    // channel's capacity (`exec::fair` has the argument).
-                    let sent = self.tx[lane].try_send(None);
-                    debug_assert!(sent.is_ok(), "a fair level's token found no room");
-                })
+                .push(p.index(), t, &self.tx[lane])
                 .map_err(|fair::Refused::Full(t)| TrySendError::Full(t)),
         }
     }
@@ -193,11 +188,28 @@ impl<T: Tenanted + Keyed> Levels<T> {
             }
             loop {
                 let t = match r.try_recv() {
-                    Ok(Some(t)) => t,
+                    Ok(Some(t)) => {
+                        // In a fair level, a request that went straight
+                        // onto the channel: its room is free again.
+                        if let Some((f, l)) = self.fair.as_ref().zip(level) {
+                            f.took_straight(l);
+                        }
+                        t
+                    }
                     // Tokens come only in level lanes (the probes' lane
                     // carries requests), so `level` is set.
-                    Ok(None) => match self.fair.as_ref().zip(level).and_then(|(f, l)| f.pop(l)) {
-                        Some(t) => t,
+                    Ok(None) => match self.fair.as_ref().zip(level).map(|(f, l)| f.pop(l)) {
+                        Some(Some(t)) => t,
+                        Some(None) => {
+                            // Its request is not announced yet (a submitter
+                            // is between two steps): the token goes back,
+                            // to be taken again; there is room, as it came
+                            // from there. The shutdown's sweep never sees
+                            // this: the gate has closed and every submitter
+                            // has left by then.
+                            let _ = self.tx[lane].try_send(None);
+                            break;
+                        }
                         None => break,
                     },
                     Err(_) => break,
@@ -403,25 +415,28 @@ mod tests {
         };
         let q = levels(8, &cfg);
         let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
-        for i in 0..3 {
+        // The level is idle: the first request goes straight onto its
+        // channel; the next three wait in `a`'s queue, its bound.
+        for i in 0..4 {
             assert!(q.try_send(Priority::Normal, For(a.clone(), i)).is_ok());
         }
         // `a` is at its bound; `b` is not.
         assert!(matches!(
-            q.try_send(Priority::Normal, For(a.clone(), 3)),
-            Err(TrySendError::Full(For(_, 3)))
+            q.try_send(Priority::Normal, For(a.clone(), 4)),
+            Err(TrySendError::Full(For(_, 4)))
         ));
         q.try_send(Priority::Normal, For(b.clone(), 10)).unwrap();
         q.try_send(Priority::Urgent, For(b.clone(), 99)).unwrap();
-        assert_eq!(q.depth(), [1, 0, 4, 0]);
+        assert_eq!(q.depth(), [1, 0, 5, 0]);
         let order: Vec<u32> = std::iter::from_fn(|| q.try_take().map(|f| f.1)).collect();
-        // Strict priority first; then a and b take turns.
-        assert_eq!(order, [99, 0, 10, 1, 2]);
+        // Strict priority first; then the one that went straight; then a
+        // and b take turns.
+        assert_eq!(order, [99, 0, 1, 10, 2, 3]);
         let stats = q.tenant_stats();
         let a_stats = stats.iter().find(|t| t.tenant == "a").unwrap();
         assert_eq!(
             (a_stats.accepted, a_stats.served, a_stats.refused),
-            (3, 3, 1)
+            (4, 4, 1)
         );
     }
 
