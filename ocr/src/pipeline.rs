@@ -7,7 +7,7 @@ use image::{imageops, RgbImage};
 use serde::Serialize;
 
 use crate::det::{self, DetOptions};
-use crate::engine::{Engine, Output, Pending, Stage};
+use crate::engine::{Engine, Output, Stage};
 use crate::geometry::Quad;
 use crate::{cls, crop, ctc, rec, Dictionary, OcrError};
 
@@ -175,7 +175,7 @@ impl<E: Engine> Ocr<E> {
         let mut unsure = vec![!self.opts.classify; crops.len()];
         if self.opts.classify && !crops.is_empty() {
             let order: Vec<usize> = (0..crops.len()).collect();
-            let calls = self.start_batches(
+            let outputs = self.run_batches(
                 Stage::Cls,
                 &crops,
                 &order,
@@ -187,10 +187,10 @@ impl<E: Engine> Ocr<E> {
                         cls::prepare(b),
                     )
                 },
+                &mut times,
+                &mut lap,
             )?;
-            lap(&mut times.pre);
-            for (idx, call) in calls {
-                let out = call.wait()?;
+            for (idx, out) in outputs {
                 expect_shape("cls", &out, &[idx.len(), 2])?;
                 for (&i, (t, p)) in idx
                     .iter()
@@ -200,7 +200,7 @@ impl<E: Engine> Ocr<E> {
                     unsure[i] = p < self.opts.cls_threshold;
                 }
             }
-            lap(&mut times.cls);
+            lap(&mut times.post);
             for (c, &t) in crops.iter_mut().zip(&turned) {
                 if t {
                     imageops::rotate180_in_place(c);
@@ -265,7 +265,7 @@ impl<E: Engine> Ocr<E> {
         let mut order = which.to_vec();
         let ratio = |i: &usize| crops[*i].width() as f32 / crops[*i].height().max(1) as f32;
         order.sort_by(|a, b| ratio(a).total_cmp(&ratio(b)));
-        let calls = self.start_batches(
+        let outputs = self.run_batches(
             Stage::Rec,
             crops,
             &order,
@@ -275,13 +275,12 @@ impl<E: Engine> Ocr<E> {
                 let (x, width) = rec::prepare(b);
                 ([b.len(), 3, rec::HEIGHT as usize, width as usize], x)
             },
+            times,
+            lap,
         )?;
-        lap(&mut times.pre);
         let mut read = vec![ctc::Decoded::default(); crops.len()];
         let classes = self.dict.len();
-        for (idx, call) in calls {
-            let out = call.wait()?;
-            lap(&mut times.rec);
+        for (idx, out) in outputs {
             if out.shape.len() != 3 || out.shape[0] != idx.len() || out.shape[2] != classes {
                 return Err(OcrError::Output {
                     model: "rec",
@@ -297,31 +296,49 @@ impl<E: Engine> Ocr<E> {
             for (k, &i) in idx.iter().enumerate() {
                 read[i] = ctc::decode(&out.data[k * per..(k + 1) * per], classes, &self.dict);
             }
-            lap(&mut times.post);
         }
+        lap(&mut times.post);
         Ok(read)
     }
 
-    /// Starts `stage` on `crops` in `order`, `batch` at a time; each call
-    /// with the crops' indices.
-    #[allow(clippy::type_complexity)]
-    fn start_batches<'a>(
-        &'a self,
+    /// Runs `stage` on `crops` in `order`, `batch` at a time: prepares
+    /// every call's input (timed as pre-processing), starts them all, and
+    /// waits for each (timed as the stage); each output with its crops'
+    /// indices.
+    #[allow(clippy::too_many_arguments)]
+    fn run_batches(
+        &self,
         stage: Stage,
         crops: &[RgbImage],
         order: &[usize],
         batch: usize,
         priority: Priority,
         prepare: impl Fn(&[&RgbImage]) -> ([usize; 4], Vec<f32>),
-    ) -> Result<Vec<(Vec<usize>, Box<dyn Pending + 'a>)>, OcrError> {
-        order
+        times: &mut StageTimes,
+        lap: &mut impl FnMut(&mut Duration),
+    ) -> Result<Vec<(Vec<usize>, Output)>, OcrError> {
+        let inputs: Vec<_> = order
             .chunks(batch.max(1))
             .map(|idx| {
                 let batch: Vec<&RgbImage> = idx.iter().map(|&i| &crops[i]).collect();
-                let (shape, x) = prepare(&batch);
-                Ok((idx.to_vec(), self.engine.start(stage, shape, x, priority)?))
+                (idx.to_vec(), prepare(&batch))
             })
-            .collect()
+            .collect();
+        lap(&mut times.pre);
+        let calls = inputs
+            .into_iter()
+            .map(|(idx, (shape, x))| Ok((idx, self.engine.start(stage, shape, x, priority)?)))
+            .collect::<Result<Vec<_>, OcrError>>()?;
+        let outputs = calls
+            .into_iter()
+            .map(|(idx, call)| Ok((idx, call.wait()?)))
+            .collect::<Result<Vec<_>, OcrError>>()?;
+        lap(match stage {
+            Stage::Det => &mut times.det,
+            Stage::Cls => &mut times.cls,
+            Stage::Rec => &mut times.rec,
+        });
+        Ok(outputs)
     }
 }
 

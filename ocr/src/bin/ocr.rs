@@ -31,7 +31,7 @@ use rayon::prelude::*;
 #[command(about = "Read the text of images with PP-OCRv4 on accelpool")]
 struct Args {
     /// Images (PNG, JPEG) or folders of them.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "urgent")]
     inputs: Vec<PathBuf>,
     /// Images read at `urgent` priority, ahead of the others.
     #[arg(long)]
@@ -126,8 +126,10 @@ fn image_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 }
 
 fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
-    let files = image_files(&args.inputs)?;
     let urgent = image_files(&args.urgent)?;
+    // An image named both ways is read once, at `urgent`.
+    let mut files = image_files(&args.inputs)?;
+    files.retain(|f| !urgent.contains(f));
     let dict = Dictionary::load(&args.dict)?;
     let engine = RuntimeEngine::from_yaml_file(&args.config)?;
     let opts = OcrOptions {
