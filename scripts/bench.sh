@@ -14,6 +14,9 @@ mkdir -p "$out"
 cargo bench --no-run --quiet
 start=$(date +%s)
 cargo bench --bench dispatch --bench throughput --bench priority_isolation --bench idle_cost --bench breaker_availability --bench inference --bench batching --bench deadline_admission --bench tenants --bench affinity
+# The OCR pipeline end to end (its images are drawn with the tests' font).
+./scripts/test-tools.sh
+cargo bench -p accelpool-ocr --bench pipeline
 echo "benchmarks ran in $(( $(date +%s) - start )) s (quick=$ACCELPOOL_BENCH_QUICK)"
 python3 - "$out" <<'PY'
 import json, os, pathlib, platform, sys, time
@@ -27,7 +30,7 @@ summary = {
     "quick": os.environ.get("ACCELPOOL_BENCH_QUICK") == "1",
     "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
 }
-for name in ["dispatch", "throughput", "priority_isolation", "idle_cost", "breaker_availability", "inference", "batching", "deadline_admission", "tenants"]:
+for name in ["dispatch", "throughput", "priority_isolation", "idle_cost", "breaker_availability", "inference", "batching", "deadline_admission", "tenants", "affinity", "ocr"]:
     f = out / f"{name}.json"
     summary[name] = json.loads(f.read_text()) if f.exists() else None
 (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

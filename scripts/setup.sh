@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything accelpool needs at run time on a fresh machine, idempotently:
 #   1. the OpenVINO runtime (the `openvino` wheel from PyPI) into a private venv,
-#   2. the real PP-OCRv4 ONNX models from the `rapidocr-openvino` wheel into models/ppocr/.
+#   2. the real PP-OCRv4 ONNX models, and the recogniser's character dictionary
+#      ppocr_keys_v1.txt, from the `rapidocr-openvino` wheel into models/ppocr/.
 # A second run checks the stamps and returns in well under a second.
 #
 # Where things go (outside the source tree, so nothing fetched is ever committed):
@@ -74,12 +75,12 @@ fi
 # 2. Real models: the PP-OCRv4 ONNX files shipped inside the rapidocr-openvino wheel.
 models="$repo/models/ppocr"
 mstamp="$models/.rapidocr-openvino-$RAPIDOCR_VERSION"
-if [ ! -f "$mstamp" ]; then
+if [ ! -f "$mstamp" ] || [ ! -f "$models/ppocr_keys_v1.txt" ]; then
   log "fetching rapidocr-openvino==$RAPIDOCR_VERSION (models only)"
   mkdir -p "$home/wheels" "$models"
   "$venv/bin/pip" download --disable-pip-version-check --quiet --no-deps \
     -d "$home/wheels" "rapidocr-openvino==$RAPIDOCR_VERSION"
-  wheel=$(ls "$home"/wheels/rapidocr_openvino-"$RAPIDOCR_VERSION"-*.whl | head -n 1)
+  wheel=$(ls "$home"/wheels/rapidocr_openvino-"$RAPIDOCR_VERSION"-*.whl 2>/dev/null | head -n 1 || true)
   "$venv/bin/python" - "$wheel" "$models" <<'PY'
 import sys, zipfile, pathlib
 wheel, out = sys.argv[1], pathlib.Path(sys.argv[2])
@@ -87,6 +88,7 @@ wanted = {
     "rapidocr_openvino/models/ch_PP-OCRv4_det_infer.onnx": "det.onnx",
     "rapidocr_openvino/models/ch_ppocr_mobile_v2.0_cls_infer.onnx": "cls.onnx",
     "rapidocr_openvino/models/ch_PP-OCRv4_rec_infer.onnx": "rec.onnx",
+    "rapidocr_openvino/ch_ppocr_rec/ppocr_keys_v1.txt": "ppocr_keys_v1.txt",
 }
 with zipfile.ZipFile(wheel) as z:
     for name, target in wanted.items():

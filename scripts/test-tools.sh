@@ -1,29 +1,53 @@
 #!/usr/bin/env bash
-# Installs the programs the tests run beside the crate, from the
-# distribution's packages, idempotently: Prometheus and promtool (the
-# metrics tests check the exposition with promtool and have a real
-# Prometheus scrape the endpoint on loopback). A second run only checks.
+# Installs what the tests use beside the crate, from the distribution's
+# packages, idempotently (a second run only checks):
+#   - Prometheus and promtool: the metrics tests check the exposition with
+#     promtool and have a real Prometheus scrape the endpoint on loopback;
+#   - the DejaVu fonts (fonts-dejavu-core): the OCR tests render known
+#     text with DejaVu Sans, copied to models/fonts/ in the checkout.
 set -euo pipefail
-if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
-  echo "test-tools: prometheus and promtool already installed" >&2
-  exit 0
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+log() { printf 'test-tools: %s\n' "$*" >&2; }
+
+font_file() { dpkg -L fonts-dejavu-core 2>/dev/null | grep '/DejaVuSans\.ttf$' | head -n 1 || true; }
+
+packages=()
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  packages+=(prometheus)
 fi
-if ! command -v apt-get >/dev/null; then
-  echo "test-tools: prometheus and promtool are missing and this system has no apt-get;" \
-    "install Prometheus (it provides both) with your package manager" >&2
+if [ -z "$(font_file)" ]; then
+  packages+=(fonts-dejavu-core)
+fi
+
+if [ ${#packages[@]} -gt 0 ]; then
+  if ! command -v apt-get >/dev/null; then
+    log "missing: ${packages[*]}, and this system has no apt-get; install them with your package manager"
+    exit 1
+  fi
+  sudo=()
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { log "installing ${packages[*]} needs root (or sudo)"; exit 1; }
+    sudo=(sudo)
+  fi
+  log "installing ${packages[*]} from the distribution's packages"
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+  # The prometheus package starts a system service on Debian; the tests start their own.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+    "${sudo[@]}" systemctl stop prometheus || true
+  fi
+fi
+
+command -v prometheus >/dev/null && command -v promtool >/dev/null
+log "ready: $(promtool --version 2>&1 | head -1)"
+
+font=$(font_file)
+if [ -z "$font" ]; then
+  log "error: fonts-dejavu-core is installed but holds no DejaVuSans.ttf"
   exit 1
 fi
-sudo=()
-if [[ $(id -u) -ne 0 ]]; then
-  command -v sudo >/dev/null || { echo "test-tools: installing prometheus needs root (or sudo)" >&2; exit 1; }
-  sudo=(sudo)
+mkdir -p "$repo/models/fonts"
+if ! cmp -s "$font" "$repo/models/fonts/DejaVuSans.ttf"; then
+  cp "$font" "$repo/models/fonts/DejaVuSans.ttf"
 fi
-echo "test-tools: installing prometheus (with promtool) from the distribution's packages" >&2
-"${sudo[@]}" apt-get update -qq
-DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-# The package starts a system service on Debian; the tests start their own.
-if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
-  "${sudo[@]}" systemctl stop prometheus || true
-fi
-command -v prometheus >/dev/null && command -v promtool >/dev/null
-echo "test-tools: ready: $(promtool --version 2>&1 | head -1)" >&2
+log "ready: font models/fonts/DejaVuSans.ttf"
