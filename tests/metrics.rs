@@ -415,8 +415,13 @@ fn try_get(addr: SocketAddr, path: &str) -> String {
 fn a_real_prometheus_scrapes_the_batch_example() {
     let _serial = serial();
     const N: u32 = 120;
-    let dir = std::env::temp_dir().join(format!("accelpool-prometheus-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    // Declared before the processes, so it is removed after they are
+    // stopped (a running Prometheus would write its data folder again).
+    let dir = tempfile::Builder::new()
+        .prefix("accelpool-prometheus-")
+        .tempdir()
+        .unwrap();
+    let dir = dir.path();
     // The example runs N requests on the real classifier and keeps serving
     // its metrics afterwards until this test stops it. It picks a free port
     // and says which on stderr.
@@ -484,5 +489,4 @@ fn a_real_prometheus_scrapes_the_batch_example() {
         seen,
         "Prometheus never reported {N} completed requests; last answer:\n{last}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,12 +7,16 @@ use std::path::Path;
 
 use accelpool_ocr::{image_io, OcrError};
 
-fn temp(name: &str, bytes: &[u8]) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("accelpool-ocr-bad-input-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
+/// A file holding `bytes`, in a folder of its own that is removed when
+/// the returned guard drops.
+fn temp(name: &str, bytes: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("accelpool-ocr-bad-input-")
+        .tempdir()
+        .unwrap();
+    let p = dir.path().join(name);
     std::fs::write(&p, bytes).unwrap();
-    p
+    (dir, p)
 }
 
 fn png(w: u32, h: u32) -> Vec<u8> {
@@ -33,14 +37,14 @@ fn a_missing_file_names_the_file() {
 #[test]
 fn a_truncated_png_is_a_decode_error() {
     let full = png(64, 64);
-    let p = temp("truncated.png", &full[..full.len() / 2]);
+    let (_dir, p) = temp("truncated.png", &full[..full.len() / 2]);
     let e = image_io::load(&p).unwrap_err();
     assert!(matches!(e, OcrError::Decode { .. }), "{e}");
 }
 
 #[test]
 fn a_file_that_is_not_an_image_is_a_decode_error() {
-    let p = temp("notes.png", b"these are not the pixels you are looking for");
+    let (_dir, p) = temp("notes.png", b"these are not the pixels you are looking for");
     let e = image_io::load(&p).unwrap_err();
     assert!(matches!(e, OcrError::Decode { .. }), "{e}");
     assert!(e.to_string().contains("PNG and JPEG"), "{e}");
@@ -48,7 +52,7 @@ fn a_file_that_is_not_an_image_is_a_decode_error() {
 
 #[test]
 fn an_empty_file_is_a_decode_error() {
-    let p = temp("empty.png", b"");
+    let (_dir, p) = temp("empty.png", b"");
     let e = image_io::load(&p).unwrap_err();
     assert!(matches!(e, OcrError::Decode { .. }), "{e}");
 }
@@ -66,7 +70,7 @@ fn a_huge_image_is_refused_from_its_header_before_any_pixel_is_decoded() {
         w.write_chunk(png::chunk::IDAT, &[0x78, 0x9c, 0x01, 0x00])
             .unwrap();
     }
-    let p = temp("huge.png", &bytes);
+    let (_dir, p) = temp("huge.png", &bytes);
     let e = image_io::load(&p).unwrap_err();
     match &e {
         OcrError::TooLarge {
@@ -82,9 +86,9 @@ fn a_huge_image_is_refused_from_its_header_before_any_pixel_is_decoded() {
 
 #[test]
 fn a_small_valid_png_and_a_one_pixel_one_decode() {
-    let p = temp("ok.png", &png(3, 2));
+    let (_dir, p) = temp("ok.png", &png(3, 2));
     assert_eq!(image_io::load(&p).unwrap().dimensions(), (3, 2));
-    let p = temp("dot.png", &png(1, 1));
+    let (_dir, p) = temp("dot.png", &png(1, 1));
     assert_eq!(image_io::load(&p).unwrap().dimensions(), (1, 1));
 }
 
@@ -97,7 +101,7 @@ fn a_jpeg_decodes() {
             image::ImageFormat::Jpeg,
         )
         .unwrap();
-    let p = temp("ok.jpg", &out);
+    let (_dir, p) = temp("ok.jpg", &out);
     assert_eq!(image_io::load(&p).unwrap().dimensions(), (16, 8));
 }
 
@@ -109,7 +113,7 @@ fn a_missing_dictionary_says_how_to_get_it() {
 
 #[test]
 fn a_runtime_file_without_the_three_models_is_refused_by_name() {
-    let p = temp("one-model.yaml", b"models:\n  det:\n    groups:\n      - name: cpu\n        backend:\n          openvino:\n            model: models/ppocr/det.onnx\n            device: CPU\n");
+    let (_dir, p) = temp("one-model.yaml", b"models:\n  det:\n    groups:\n      - name: cpu\n        backend:\n          openvino:\n            model: models/ppocr/det.onnx\n            device: CPU\n");
     let e = accelpool_ocr::RuntimeEngine::from_yaml_file(&p)
         .err()
         .expect("refused");
