@@ -970,13 +970,13 @@ impl Engine {
             .get_raw_data()
             .map_err(OpenVinoError::call("read an output's data"))?;
         let data = match element {
-            Element::F32 => TensorData::F32(from_bytes(raw, f32::from_ne_bytes)),
+            Element::F32 => TensorData::F32(pod_vec(raw)),
             Element::F16 => TensorData::F32(from_bytes(raw, |b: [u8; 2]| {
                 half::f16::from_ne_bytes(b).to_f32()
             })),
             Element::U8 => TensorData::U8(raw.to_vec()),
-            Element::I32 => TensorData::I32(from_bytes(raw, i32::from_ne_bytes)),
-            Element::I64 => TensorData::I64(from_bytes(raw, i64::from_ne_bytes)),
+            Element::I32 => TensorData::I32(pod_vec(raw)),
+            Element::I64 => TensorData::I64(pod_vec(raw)),
         };
         Ok((shape, data))
     }
@@ -996,6 +996,13 @@ fn write(dst: &mut [u8], element: Element, data: &TensorData) {
         }
         _ => dst.copy_from_slice(data.as_bytes()),
     }
+}
+
+/// Native-endian elements copied out of bytes in one copy (no alignment
+/// needed; trailing bytes short of an element are ignored).
+fn pod_vec<T: bytemuck::Pod>(raw: &[u8]) -> Vec<T> {
+    let whole = raw.len() - raw.len() % std::mem::size_of::<T>();
+    bytemuck::pod_collect_to_vec(&raw[..whole])
 }
 
 /// Decodes native-endian elements from bytes (no alignment needed).
