@@ -84,7 +84,7 @@ fn isolation(on: bool, quiet_requests: usize) -> serde_json::Value {
             .tenants(tenants(on))
             .group(
                 GroupConfig::new("cpu").workers(1).capacity(1024),
-                |_: &WorkerInfo| {
+                move |_: &WorkerInfo| {
                     // Answers with when the call started, in nanoseconds
                     // after `epoch`: the quiet tenant's queue wait.
                     Ok(move |_: &u64| -> Result<u64, SessionError> {
