@@ -6,8 +6,9 @@
 //!    alternating rounds in the same run; ratios on / off.
 //! 2. Isolation: one worker serving 200 µs calls; a noisy tenant floods the
 //!    `normal` level with `try_submit` while a quiet tenant of the same
-//!    level submits one request at a time. The quiet tenant's end-to-end
-//!    latency (p50, p99) with fairness off and on.
+//!    level submits one request at a time. The quiet tenant's queue wait
+//!    (submit to the start of its call) and end-to-end latency (p50, p99)
+//!    with fairness off and on.
 //!
 //!     cargo bench --bench tenants
 
@@ -77,18 +78,22 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// The quiet tenant's latencies while the noisy one floods.
 fn isolation(on: bool, quiet_requests: usize) -> serde_json::Value {
     const SERVICE: Duration = Duration::from_micros(200);
+    let epoch = Instant::now();
     let pool = Arc::new(
         Pool::<u64, u64>::builder()
             .tenants(tenants(on))
             .group(
                 GroupConfig::new("cpu").workers(1).capacity(1024),
-                |_: &WorkerInfo| {
-                    Ok(|x: &u64| -> Result<u64, SessionError> {
-                        let until = Instant::now() + SERVICE;
+                move |_: &WorkerInfo| {
+                    // Answers with when the call started, in nanoseconds
+                    // after `epoch`: the quiet tenant's queue wait.
+                    Ok(move |_: &u64| -> Result<u64, SessionError> {
+                        let start = Instant::now();
+                        let until = start + SERVICE;
                         while Instant::now() < until {
                             std::hint::spin_loop();
                         }
-                        Ok(*x)
+                        Ok(start.duration_since(epoch).as_nanos() as u64)
                     })
                 },
             )
@@ -116,19 +121,24 @@ fn isolation(on: bool, quiet_requests: usize) -> serde_json::Value {
         std::thread::sleep(Duration::from_millis(1));
     }
     let mut samples = Vec::with_capacity(quiet_requests);
+    let mut waits = Vec::with_capacity(quiet_requests);
     for i in 0..quiet_requests as u64 {
         let t = Instant::now();
-        pool.submit(Request::new(i).tenant("quiet"))
+        let started = pool
+            .submit(Request::new(i).tenant("quiet"))
             .unwrap()
             .wait()
             .unwrap();
         samples.push(t.elapsed());
+        let submitted = t.duration_since(epoch).as_nanos() as u64;
+        waits.push(Duration::from_nanos(started.saturating_sub(submitted)));
     }
     done.store(true, Ordering::Relaxed);
     let noisy = flood.join().unwrap();
     pool.shutdown(Duration::from_secs(30));
     let mut s = common::summary(&mut samples);
     s["noisy_accepted"] = json!(noisy);
+    s["queue_wait"] = common::summary(&mut waits);
     s
 }
 
@@ -163,6 +173,8 @@ fn main() {
                 "quiet_end_to_end_fairness_off": off,
                 "quiet_end_to_end_fairness_on": on,
                 "ratio_quiet_p99_off_vs_on": common::ratio(&off, &on, "p99_ns"),
+                "ratio_quiet_queue_wait_p99_off_vs_on":
+                    common::ratio(&off["queue_wait"], &on["queue_wait"], "p99_ns"),
             },
         }),
     );

@@ -614,6 +614,23 @@ enum accelpool_code accelpool_request_set_group(struct accelpool_request *reques
                                                 const char *group,
                                                 struct accelpool_error **error);
 
+// Sets the tenant the request is served for (a copy is kept). With the
+// pool's tenant fairness on (`tenants: { enabled: true }`), tenants of one
+// priority level share the workers by weight and each has its own bound;
+// without it the key is carried and ignored. Requests without a tenant
+// share the default one.
+enum accelpool_code accelpool_request_set_tenant(struct accelpool_request *request,
+                                                 const char *tenant,
+                                                 struct accelpool_error **error);
+
+// Sets the request's affinity key. With the pool's affinity on
+// (`affinity: { enabled: true }`), requests with the same key prefer the
+// worker that last ran that key, for sessions that keep per-key state
+// warm; without it the key is carried and ignored.
+enum accelpool_code accelpool_request_set_affinity(struct accelpool_request *request,
+                                                   uint64_t key,
+                                                   struct accelpool_error **error);
+
 // Frees a request the caller still owns (never submitted, or refused),
 // releasing its lent buffers. NULL is ignored.
 void accelpool_request_free(struct accelpool_request *request);

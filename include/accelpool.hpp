@@ -305,6 +305,21 @@ public:
         return *this;
     }
 
+    /// Sets the tenant the request is served for (tenant fairness).
+    Request &tenant(const std::string &key) {
+        accelpool_error *e = nullptr;
+        detail::check(accelpool_request_set_tenant(r_, key.c_str(), &e), e);
+        return *this;
+    }
+
+    /// Sets the affinity key: requests with the same key prefer the worker
+    /// that last ran it.
+    Request &affinity(uint64_t key) {
+        accelpool_error *e = nullptr;
+        detail::check(accelpool_request_set_affinity(r_, key, &e), e);
+        return *this;
+    }
+
     /// False once a submit took the request.
     bool valid() const noexcept { return r_ != nullptr; }
 

@@ -221,6 +221,45 @@ pub extern "C" fn accelpool_request_set_group(
     })
 }
 
+/// Sets the tenant the request is served for (a copy is kept). With the
+/// pool's tenant fairness on (`tenants: { enabled: true }`), tenants of one
+/// priority level share the workers by weight and each has its own bound;
+/// without it the key is carried and ignored. Requests without a tenant
+/// share the default one.
+#[no_mangle]
+pub extern "C" fn accelpool_request_set_tenant(
+    request: *mut accelpool_request,
+    tenant: *const c_char,
+    error: *mut *mut accelpool_error,
+) -> accelpool_code {
+    guard(error, || {
+        // SAFETY: the caller's live request, used by this thread only.
+        let r = unsafe { args::obj_mut(request, "request") }?;
+        // SAFETY: the caller's NUL-terminated string.
+        let t: std::sync::Arc<str> = unsafe { args::string(tenant, "tenant") }?.into();
+        r.update(|r| r.tenant(t));
+        Ok(())
+    })
+}
+
+/// Sets the request's affinity key. With the pool's affinity on
+/// (`affinity: { enabled: true }`), requests with the same key prefer the
+/// worker that last ran that key, for sessions that keep per-key state
+/// warm; without it the key is carried and ignored.
+#[no_mangle]
+pub extern "C" fn accelpool_request_set_affinity(
+    request: *mut accelpool_request,
+    key: u64,
+    error: *mut *mut accelpool_error,
+) -> accelpool_code {
+    guard(error, || {
+        // SAFETY: the caller's live request, used by this thread only.
+        let r = unsafe { args::obj_mut(request, "request") }?;
+        r.update(|r| r.affinity(key));
+        Ok(())
+    })
+}
+
 /// Frees a request the caller still owns (never submitted, or refused),
 /// releasing its lent buffers. NULL is ignored.
 #[no_mangle]

@@ -102,6 +102,8 @@ static void give_back(void *user, const void *data) {
 
 static const char *YAML =
     "retry: { max_attempts: 2, initial_backoff: 1ms }\n"
+    "tenants: { enabled: true }\n"
+    "affinity: { enabled: true }\n"
     "groups:\n"
     "  - name: c\n"
     "    workers: 2\n"
@@ -204,6 +206,11 @@ int main(void) {
     EXPECT(accelpool_pool_try_submit(pool, &r, &h, &err), ACCELPOOL_CODE_UNKNOWN_GROUP, "npu");
     CHECK(r != NULL && h == NULL);
     CHECK(accelpool_request_set_group(r, "c", NULL) == ACCELPOOL_CODE_OK);
+    /* A tenant and an affinity key: the tenant shows in the stats below. */
+    CHECK(accelpool_request_set_tenant(r, "c-client", NULL) == ACCELPOOL_CODE_OK);
+    CHECK(accelpool_request_set_affinity(r, 42, NULL) == ACCELPOOL_CODE_OK);
+    EXPECT(accelpool_request_set_tenant(r, NULL, &err), ACCELPOOL_CODE_NULL_ARGUMENT, "tenant");
+    EXPECT(accelpool_request_set_affinity(NULL, 42, &err), ACCELPOOL_CODE_NULL_ARGUMENT, "request");
     EXPECT(accelpool_pool_submit_timeout(pool, &r, 1000, &h, &err), ACCELPOOL_CODE_OK, NULL);
     CHECK(r == NULL);
     accelpool_result *res = NULL;
@@ -244,6 +251,7 @@ int main(void) {
     /* Stats as JSON, and the pool's counters. */
     CHECK(accelpool_pool_stats_json(pool, &json, NULL) == ACCELPOOL_CODE_OK);
     CHECK(strstr(json, "\"counts\"") && strstr(json, "\"groups\""));
+    CHECK(strstr(json, "\"tenant\":\"c-client\""));
     accelpool_string_free(json);
 
     char *report = NULL;
