@@ -127,7 +127,11 @@ fn a_busy_worker_is_waited_for_at_most_max_wait_then_another_takes_over() {
     let (ran_on, x, a) = while_its_worker_is_busy(Duration::from_millis(30));
     assert_ne!(ran_on, x, "taken over while its worker was held");
     assert_eq!((a.stolen, a.elsewhere), (1, 0));
-    assert_eq!((a.handed_over, a.taken), (1, 0), "handed to `x`, then taken back");
+    assert_eq!(
+        (a.handed_over, a.taken),
+        (1, 0),
+        "handed to `x`, then taken back"
+    );
 }
 
 #[test]
