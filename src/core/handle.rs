@@ -23,7 +23,7 @@
 #![forbid(unsafe_code)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
@@ -31,6 +31,7 @@ use serde::Serialize;
 use super::clock::saturating_add;
 use super::counters::Ledger;
 use super::session::SessionError;
+use super::slots::SlotCache;
 use super::sync::{AtomicU8, Condvar, Mutex};
 use super::trace;
 
@@ -149,10 +150,24 @@ pub(crate) struct Slot<O> {
     ledger: Arc<Ledger>,
     /// The request's span (nothing without the `request-spans` feature).
     span: trace::RequestSpan,
+    /// Where the handle gives the slot back for reuse (none: not reused).
+    home: Weak<SlotCache<O>>,
 }
 
 impl<O> Slot<O> {
+    /// A slot that is never reused (the loom models').
+    #[cfg(all(loom, test))]
     pub(crate) fn new(id: u64, ledger: Arc<Ledger>, span: trace::RequestSpan) -> Self {
+        Self::recycled_into(id, ledger, span, Weak::new())
+    }
+
+    /// A slot that its handle gives back to `home` when it drops.
+    pub(crate) fn recycled_into(
+        id: u64,
+        ledger: Arc<Ledger>,
+        span: trace::RequestSpan,
+        home: Weak<SlotCache<O>>,
+    ) -> Self {
         Self {
             id,
             state: AtomicU8::new(QUEUED),
@@ -161,7 +176,17 @@ impl<O> Slot<O> {
             ready: Condvar::new(),
             ledger,
             span,
+            home,
         }
+    }
+
+    /// Makes a slot nobody else holds (`&mut`) new again, for request `id`.
+    pub(crate) fn reset(&mut self, id: u64, span: trace::RequestSpan) {
+        self.id = id;
+        self.span = span;
+        self.state.store(QUEUED, Ordering::Relaxed);
+        self.cancel.store(false, Ordering::Relaxed);
+        *self.cell.lock() = Cell::Empty;
     }
 
     /// The request's span.
@@ -278,6 +303,31 @@ const _: () = {
     assert!(Status::Completed as u8 == 2);
     assert!(Status::Expired as u8 == 5);
 };
+
+/// A handle dropping gives its slot back for reuse once the request is
+/// final: its result (taken or not) is dropped here, so a cached slot holds
+/// no output. The slot is reused only when no one else holds it any more
+/// ([`SlotCache::take`]), so no handle can ever see another request's
+/// result.
+impl<O> Drop for TaskHandle<O> {
+    fn drop(&mut self) {
+        // With request spans, slots are not reused: a request's span must
+        // close when its last holder lets go, not when its slot is next
+        // reused (and a span allocates per request anyway).
+        if cfg!(feature = "request-spans") || !self.slot.status().is_terminal() {
+            return;
+        }
+        let Some(home) = self.slot.home.upgrade() else {
+            return;
+        };
+        // Final: the output goes now, not when the slot is reused. (A
+        // result the resolver is still storing lands after this; the slot
+        // is not reused before the resolver lets go of it, and the reuse
+        // drops it.)
+        *self.slot.cell.lock() = Cell::Taken;
+        home.give_back(Arc::clone(&self.slot));
+    }
+}
 
 /// The caller's handle on one accepted request.
 ///

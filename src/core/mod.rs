@@ -17,6 +17,7 @@ mod refusal;
 mod request;
 mod routing;
 mod session;
+mod slots;
 mod snapshot;
 pub(crate) mod sync;
 pub(crate) mod trace;
@@ -28,8 +29,10 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use counters::CountsSnapshot;
 pub(crate) use counters::{Counter, Counts, Event, Ledger};
 pub(crate) use ewma::Ewma;
+pub(crate) use handle::Outcome;
+#[cfg(all(loom, test))]
+pub(crate) use handle::Slot;
 pub use handle::{AttemptError, CancelReason, Status, TaskError, TaskHandle};
-pub(crate) use handle::{Outcome, Slot};
 pub(crate) use latency::Latencies;
 pub use latency::{Buckets, LatencyHistograms, LatencySnapshot, Percentiles, LATENCY_BUCKETS};
 pub use letter::DeadLetter;
@@ -46,6 +49,7 @@ pub use session::{
     BatchItem, BatchResult, ErrorKind, RunContext, Session, SessionError, SessionFactory,
     WorkerInfo,
 };
+pub(crate) use slots::SlotCache;
 pub use snapshot::{
     AffinityStats, BreakerState, BreakerStats, DeadLetterStats, ErrorKindCounts, FailureRecord,
     GroupStats, Health, HealthSummary, MemoryStats, PoolStats, QueueDepth, RefusalCounts,

@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use super::error::BuildError;
 use super::persistent::{NamedFactory, Persistent};
 use crate::config::{ConfigError, PoolConfig};
-use crate::core::{Counter, CountsSnapshot, Job, Ledger, Timebase, MAX_GROUPS};
+use crate::core::{Counter, CountsSnapshot, Job, Ledger, SlotCache, Timebase, MAX_GROUPS};
 use crate::exec::admission::Gate;
 use crate::exec::dispatch::Dispatch;
 use crate::exec::drain::{self, Drain, Parts, Stopped};
@@ -34,6 +34,7 @@ pub(crate) struct Generation<I, O> {
     pressure: Arc<PressureState>,
     time: Timebase,
     ledger: Arc<Ledger>,
+    slots: Arc<SlotCache<O>>,
     next_id: Arc<AtomicU64>,
     /// Health and scaling checks the supervisor finished.
     checks: Arc<Counter>,
@@ -60,6 +61,11 @@ impl<I, O> Generation<I, O> {
 
     pub(crate) fn ledger(&self) -> &Arc<Ledger> {
         &self.ledger
+    }
+
+    /// The pool's result slots for reuse.
+    pub(crate) fn slots(&self) -> &Arc<SlotCache<O>> {
+        &self.slots
     }
 
     pub(crate) fn checks(&self) -> u64 {
@@ -163,6 +169,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Generation<I, O> {
             pressure,
             time,
             ledger: Arc::clone(pool.ledger()),
+            slots: Arc::clone(pool.slots()),
             next_id: Arc::clone(pool.next_id()),
             checks,
             supervisor: Mutex::new(Some(supervisor)),

@@ -28,7 +28,7 @@ use crate::core::trace;
 use crate::core::Keys;
 use crate::core::{
     checked_deadline, saturating_add, CancelReason, DeadLetter, Job, Outcome, Priority, Refusal,
-    ReplayError, Request, ShutdownReport, Slot, SubmitError, TaskHandle,
+    ReplayError, Request, ShutdownReport, SubmitError, TaskHandle,
 };
 use crate::exec::drain::{Drain, Stopped};
 use crate::policy::router::Eligibility;
@@ -333,7 +333,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
         };
         let id = s.next_id();
         let span = trace::request(id, priority);
-        let slot = Arc::new(Slot::new(id, Arc::clone(s.ledger()), span));
+        let slot = s.slots().take(id, span);
         let job = Job::new(
             Arc::clone(&slot),
             input,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, MutexGuard};
 
 use super::generation::Generation;
-use crate::core::{Clock, Counter, CountsSnapshot, Ledger, MemoryProbe, SessionFactory};
+use crate::core::{Clock, Counter, CountsSnapshot, Ledger, MemoryProbe, SessionFactory, SlotCache};
 use crate::exec::pressure::PressureHook;
 use crate::policy::DeadLetterQueue;
 
@@ -20,6 +20,8 @@ pub type NamedFactory<I, O> = (String, Arc<dyn SessionFactory<I, O>>);
 /// The parts of a pool that outlive its generations.
 pub(crate) struct Persistent<I, O> {
     ledger: Arc<Ledger>,
+    /// Result slots for reuse.
+    slots: Arc<SlotCache<O>>,
     dlq: Arc<DeadLetterQueue<I>>,
     next_id: Arc<AtomicU64>,
     clock: Arc<dyn Clock>,
@@ -44,8 +46,10 @@ impl<I, O> Persistent<I, O> {
         probe: Arc<dyn MemoryProbe>,
         on_pressure: Option<PressureHook>,
     ) -> Self {
+        let ledger: Arc<Ledger> = Arc::default();
         Self {
-            ledger: Arc::default(),
+            slots: SlotCache::new(Arc::clone(&ledger)),
+            ledger,
             dlq: Arc::new(dlq),
             next_id: Arc::new(AtomicU64::new(1)),
             clock,
@@ -67,6 +71,10 @@ impl<I, O> Persistent<I, O> {
 
     pub(crate) fn ledger(&self) -> &Arc<Ledger> {
         &self.ledger
+    }
+
+    pub(crate) fn slots(&self) -> &Arc<SlotCache<O>> {
+        &self.slots
     }
 
     pub(crate) fn dlq(&self) -> &Arc<DeadLetterQueue<I>> {
