@@ -18,7 +18,7 @@ fn every_handle_gets_its_own_result_while_slots_are_reused() {
                 Ok(|x: &u64| -> Result<u64, SessionError> {
                     // Some calls take a moment, so handles drop and cancel
                     // while their requests are queued or running.
-                    if x % 7 == 0 {
+                    if x.is_multiple_of(7) {
                         std::thread::yield_now();
                     }
                     Ok(x * 3)

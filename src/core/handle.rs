@@ -304,11 +304,10 @@ const _: () = {
     assert!(Status::Expired as u8 == 5);
 };
 
-/// A handle dropping gives its slot back for reuse once the request is
-/// final: its result (taken or not) is dropped here, so a cached slot holds
-/// no output. The slot is reused only when no one else holds it any more
-/// ([`SlotCache::take`]), so no handle can ever see another request's
-/// result.
+// A handle dropping gives its slot back for reuse once the request is
+// final: its result (taken or not) is dropped here, so a cached slot holds
+// no output. The slot is reused only when no one else holds it any more
+// (`SlotCache::take`), so no handle can ever see another request's result.
 impl<O> Drop for TaskHandle<O> {
     fn drop(&mut self) {
         // With request spans, slots are not reused: a request's span must
