@@ -47,7 +47,7 @@ impl<O> SlotCache<O> {
     /// A slot for a new request `id`: a cached one nobody else holds, or a
     /// new one.
     #[inline]
-    pub(crate) fn take(self: &Arc<Self>, id: u64, span: trace::RequestSpan) -> Arc<Slot<O>> {
+    pub(crate) fn take(self: &Arc<Self>, id: u64, span: trace::RequestSpan) -> Shared<O> {
         if let Ok(mut slot) = self.free.1.try_recv() {
             if let Some(s) = Arc::get_mut(&mut slot) {
                 s.reset(id, span);
@@ -67,7 +67,7 @@ impl<O> SlotCache<O> {
 
     /// Keeps `slot` for reuse (or frees it, when the cache is full).
     #[inline]
-    pub(crate) fn give_back(&self, slot: Arc<Slot<O>>) {
+    pub(crate) fn give_back(&self, slot: Shared<O>) {
         let _ = self.free.0.try_send(slot);
     }
 }
