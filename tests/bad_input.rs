@@ -66,6 +66,11 @@ fn out_of_range_settings_are_refused_with_the_field_and_the_range() {
             "is outside 1ms..=1h",
         ),
         (
+            "wait_spin: 2s\ngroups: [{name: cpu}]",
+            "wait_spin",
+            "2s is outside 0s..=1s",
+        ),
+        (
             "groups: [{name: cpu, spin_before_park: 100years}]",
             "groups[0].spin_before_park",
             "is outside 0s..=1s",

@@ -95,6 +95,7 @@ fn yaml_loader_on_yaml_shaped_text() {
         "model:",
         "device:",
         "spin_before_park:",
+        "wait_spin:",
         "call_timeout:",
         "refuse_below:",
         "reshape:",

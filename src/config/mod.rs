@@ -517,6 +517,16 @@ pub struct PoolConfig {
     /// How often the supervisor checks worker health, stuck calls and load.
     #[serde(default = "defaults::health_interval", with = "humantime_serde")]
     pub health_check_interval: Duration,
+    /// How long a caller in [`TaskHandle::wait`](crate::TaskHandle::wait)
+    /// spins for its result before it parks (default 5µs, at most 1s).
+    /// Spinning takes a result that arrives within the window without a
+    /// kernel round trip on either side; it costs the caller's core that
+    /// long for each request that takes longer. The same trade as a
+    /// group's `spin_before_park`: raise it for sub-millisecond models
+    /// with callers on cores of their own, set it to 0 where callers
+    /// share cores with busy workers.
+    #[serde(default = "defaults::wait_spin", with = "humantime_serde")]
+    pub wait_spin: Duration,
     /// Memory-pressure control.
     #[serde(default)]
     pub memory: MemoryConfig,
@@ -555,6 +565,7 @@ impl Default for PoolConfig {
             retry: RetryPolicy::default(),
             dead_letter: DeadLetterConfig::default(),
             health_check_interval: defaults::health_interval(),
+            wait_spin: defaults::wait_spin(),
             memory: MemoryConfig::default(),
             when_all_open: AllOpenPolicy::default(),
             routing: RoutingConfig::default(),
@@ -613,6 +624,7 @@ impl PoolConfig {
             self.health_check_interval,
             ranges::HEALTH_CHECK_INTERVAL,
         )?;
+        check_duration(|| "wait_spin".into(), self.wait_spin, ranges::WAIT_SPIN)?;
         if self.groups.is_empty() {
             return Err(ConfigError::new(
                 "groups",
@@ -727,6 +739,9 @@ mod defaults {
     }
     pub fn spin() -> Duration {
         Duration::from_micros(50)
+    }
+    pub fn wait_spin() -> Duration {
+        Duration::from_micros(5)
     }
     pub fn pin() -> bool {
         true

@@ -6,6 +6,7 @@
 //! | --- | --- |
 //! | `health_check_interval` | 100µs ..= 1min |
 //! | `groups[].spin_before_park` | 0 ..= 1s |
+//! | `wait_spin` | 0 ..= 1s |
 //! | `groups[].call_timeout` | 1ms ..= 7days |
 //! | `groups[].scaling.queue_wait_target` | 1µs ..= 1h |
 //! | `groups[].scaling.idle_timeout` | 1ms ..= 7days |
@@ -37,6 +38,8 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 pub const HEALTH_CHECK_INTERVAL: RangeInclusive<Duration> = Duration::from_micros(100)..=ms(60_000);
 /// `groups[].spin_before_park`.
 pub const SPIN_BEFORE_PARK: RangeInclusive<Duration> = Duration::ZERO..=ms(1000);
+/// `wait_spin`.
+pub const WAIT_SPIN: RangeInclusive<Duration> = Duration::ZERO..=ms(1000);
 /// `groups[].call_timeout`.
 pub const CALL_TIMEOUT: RangeInclusive<Duration> = ms(1)..=Duration::from_secs(7 * 24 * 3600);
 /// `groups[].scaling.queue_wait_target`.

@@ -189,6 +189,9 @@ impl AddAssign for CountsSnapshot {
 pub(crate) struct Ledger {
     counts: Counts,
     late_results: Counter,
+    /// Callers that parked in a wait (their result was not there within
+    /// the spin).
+    waits_parked: Counter,
     /// Refusals by kind, in `RefusalCounts` order.
     refusals: [Counter; 8],
     watching: AtomicBool,
@@ -201,6 +204,7 @@ impl Default for Ledger {
         Self {
             counts: Counts::default(),
             late_results: Counter::default(),
+            waits_parked: Counter::default(),
             refusals: Default::default(),
             watching: AtomicBool::new(false),
             idle: Mutex::new(()),
@@ -258,6 +262,16 @@ impl Ledger {
     /// Results discarded so far.
     pub(crate) fn late_results(&self) -> u64 {
         self.late_results.get()
+    }
+
+    /// A caller parked waiting for a result.
+    pub(crate) fn wait_parked(&self) {
+        self.waits_parked.inc();
+    }
+
+    /// Waits that parked so far.
+    pub(crate) fn waits_parked(&self) -> u64 {
+        self.waits_parked.get()
     }
 
     /// The pool-wide admissions and outcomes.

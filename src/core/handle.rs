@@ -32,7 +32,7 @@ use super::clock::saturating_add;
 use super::counters::Ledger;
 use super::session::SessionError;
 use super::slots::SlotCache;
-use super::sync::{AtomicU8, Condvar, Mutex};
+use super::sync::{AtomicBool as ModelledBool, AtomicU8, Condvar, Mutex};
 use super::trace;
 
 /// Where a request is in its life.
@@ -146,19 +146,26 @@ pub(crate) struct Slot<O> {
     /// A plain flag the session reads, outside the modelled protocol.
     cancel: AtomicBool,
     cell: Mutex<Cell<O>>,
+    /// Raised once the result is in `cell`: what a waiter spins on. (The
+    /// state turns final before the result is stored, so a waiter that
+    /// spun on the state alone would often find the cell still empty and
+    /// park for nothing.)
+    published: ModelledBool,
     ready: Condvar,
     ledger: Arc<Ledger>,
     /// The request's span (nothing without the `request-spans` feature).
     span: trace::RequestSpan,
     /// Where the handle gives the slot back for reuse (none: not reused).
     home: Weak<SlotCache<O>>,
+    /// How long a waiter spins before it parks (the pool's `wait_spin`).
+    wait_spin: Duration,
 }
 
 impl<O> Slot<O> {
     /// A slot that is never reused (the loom models').
     #[cfg(all(loom, test))]
     pub(crate) fn new(id: u64, ledger: Arc<Ledger>, span: trace::RequestSpan) -> Self {
-        Self::recycled_into(id, ledger, span, Weak::new())
+        Self::recycled_into(id, ledger, span, Weak::new(), Duration::ZERO)
     }
 
     /// A slot that its handle gives back to `home` when it drops.
@@ -167,25 +174,30 @@ impl<O> Slot<O> {
         ledger: Arc<Ledger>,
         span: trace::RequestSpan,
         home: Weak<SlotCache<O>>,
+        wait_spin: Duration,
     ) -> Self {
         Self {
             id,
             state: AtomicU8::new(QUEUED),
             cancel: AtomicBool::new(false),
             cell: Mutex::new(Cell::Empty),
+            published: ModelledBool::new(false),
             ready: Condvar::new(),
             ledger,
             span,
             home,
+            wait_spin,
         }
     }
 
     /// Makes a slot nobody else holds (`&mut`) new again, for request `id`.
-    pub(crate) fn reset(&mut self, id: u64, span: trace::RequestSpan) {
+    pub(crate) fn reset(&mut self, id: u64, span: trace::RequestSpan, wait_spin: Duration) {
         self.id = id;
+        self.wait_spin = wait_spin;
         self.span = span;
         self.state.store(QUEUED, Ordering::Relaxed);
         self.cancel.store(false, Ordering::Relaxed);
+        self.published.store(false, Ordering::Relaxed);
         *self.cell.lock() = Cell::Empty;
     }
 
@@ -280,6 +292,7 @@ impl<O> Slot<O> {
         // has its result also sees it in the pool's counters.
         self.ledger.record_outcome(state);
         *self.cell.lock() = Cell::Ready(result);
+        self.published.store(true, Ordering::Release);
         self.ready.notify_all();
         true
     }
@@ -387,21 +400,33 @@ impl<O> TaskHandle<O> {
             .resolve_queued(Outcome::Cancelled(CancelReason::Caller))
     }
 
-    /// Spins for a few microseconds while the request is unfinished, so a
-    /// result that is about to arrive is taken without parking.
+    /// Spins up to the pool's `wait_spin` while the result is not yet
+    /// published, so a result that is about to arrive is taken without
+    /// parking. The clock is read only once the first rounds found nothing,
+    /// and the thread yields now and then (a waiter on its worker's core
+    /// must not hold the worker off). It never spins past `deadline`.
     #[inline]
-    fn spin_until_finished(&self) {
+    fn spin_until_published(&self, deadline: Option<Instant>) {
         // A model checker explores waits, not spins.
         if cfg!(loom) {
             return;
         }
-        const SPIN: Duration = Duration::from_micros(5);
-        let until = Instant::now() + SPIN;
+        let mut until = None;
         let mut i: u32 = 0;
-        while !self.slot.status().is_terminal() {
+        while !self.slot.published.load(Ordering::Acquire) {
             i = i.wrapping_add(1);
-            if i.is_multiple_of(16) && Instant::now() >= until {
-                return;
+            if i.is_multiple_of(16) {
+                let now = Instant::now();
+                let until = *until.get_or_insert_with(|| {
+                    let end = saturating_add(now, self.slot.wait_spin);
+                    deadline.map_or(end, |d| end.min(d))
+                });
+                if now >= until {
+                    return;
+                }
+                if i.is_multiple_of(128) {
+                    std::thread::yield_now();
+                }
             }
             std::hint::spin_loop();
         }
@@ -418,13 +443,17 @@ impl<O> TaskHandle<O> {
     /// result that arrives within microseconds is taken without a kernel
     /// round trip.
     pub fn wait(self) -> Result<O, TaskError> {
-        self.spin_until_finished();
+        self.spin_until_published(None);
         let mut cell = self.slot.cell.lock();
+        if let Some(r) = Slot::take(&mut cell) {
+            return r;
+        }
+        self.slot.ledger.wait_parked();
         loop {
+            self.slot.ready.wait(&mut cell);
             if let Some(r) = Slot::take(&mut cell) {
                 return r;
             }
-            self.slot.ready.wait(&mut cell);
         }
     }
 
@@ -437,14 +466,21 @@ impl<O> TaskHandle<O> {
 
     /// Blocks until `deadline`; `None` if the request has not finished by then.
     pub fn wait_deadline(&mut self, deadline: Instant) -> Option<Result<O, TaskError>> {
-        self.spin_until_finished();
+        self.spin_until_published(Some(deadline));
         let mut cell = self.slot.cell.lock();
+        if let Some(r) = Slot::take(&mut cell) {
+            return Some(r);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        self.slot.ledger.wait_parked();
         loop {
-            if let Some(r) = Slot::take(&mut cell) {
-                return Some(r);
-            }
             if self.slot.ready.wait_until(&mut cell, deadline) {
                 return Slot::take(&mut cell);
+            }
+            if let Some(r) = Slot::take(&mut cell) {
+                return Some(r);
             }
         }
     }

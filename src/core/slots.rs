@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
@@ -44,13 +45,18 @@ impl<O> SlotCache<O> {
         })
     }
 
-    /// A slot for a new request `id`: a cached one nobody else holds, or a
-    /// new one.
+    /// A slot for a new request `id` whose waiter spins `wait_spin`: a
+    /// cached one nobody else holds, or a new one.
     #[inline]
-    pub(crate) fn take(self: &Arc<Self>, id: u64, span: trace::RequestSpan) -> Shared<O> {
+    pub(crate) fn take(
+        self: &Arc<Self>,
+        id: u64,
+        span: trace::RequestSpan,
+        wait_spin: Duration,
+    ) -> Shared<O> {
         if let Ok(mut slot) = self.free.1.try_recv() {
             if let Some(s) = Arc::get_mut(&mut slot) {
-                s.reset(id, span);
+                s.reset(id, span, wait_spin);
                 return slot;
             }
             // Still held (its worker has not dropped its copy yet): it
@@ -62,6 +68,7 @@ impl<O> SlotCache<O> {
             Arc::clone(&self.ledger),
             span,
             Arc::downgrade(self),
+            wait_spin,
         ))
     }
 

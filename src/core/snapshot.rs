@@ -102,6 +102,10 @@ pub struct PoolStats {
     /// Results that arrived after their request was already resolved (for
     /// example a cancelled or replaced call finishing late); discarded.
     pub late_results_discarded: u64,
+    /// Waits on a handle that parked the caller: its result was not
+    /// published within the pool's `wait_spin`. Near the number of
+    /// requests, the spin is too short for the service time (or 0).
+    pub waits_parked: u64,
     /// Panics caught inside the pool's supervisor thread (a bug, logged as
     /// an error); the supervisor carried on after each.
     pub supervisor_panics: u64,

@@ -182,6 +182,12 @@ pub fn families(stats: &PoolStats) -> Vec<MetricFamily> {
         stats.late_results_discarded,
     );
     f.counter(
+        "accelpool_waits_parked_total",
+        "Waits on a handle that parked the caller (the result was not there within wait_spin).",
+        &[],
+        stats.waits_parked,
+    );
+    f.counter(
         "accelpool_supervisor_panics_total",
         "Panics caught in the supervisor thread.",
         &[],

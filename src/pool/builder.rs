@@ -182,6 +182,25 @@ impl<I: Send + Sync + 'static, O: Send + 'static> PoolBuilder<I, O> {
         self
     }
 
+    /// Sets how long a caller waiting on a handle spins before it parks
+    /// (see [`PoolConfig::wait_spin`]).
+    ///
+    /// ```
+    /// use accelpool::{GroupConfig, Pool, Request, SessionError, WorkerInfo};
+    /// use std::time::Duration;
+    /// let pool = Pool::<u32, u32>::builder()
+    ///     .wait_spin(Duration::from_micros(20))
+    ///     .group(GroupConfig::new("cpu").workers(1).pin(false),
+    ///            |_: &WorkerInfo| Ok(|x: &u32| -> Result<u32, SessionError> { Ok(*x) }))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(pool.submit(Request::new(7)).unwrap().wait().unwrap(), 7);
+    /// ```
+    pub fn wait_spin(mut self, spin: Duration) -> Self {
+        self.config.wait_spin = spin;
+        self
+    }
+
     /// Sets how often the supervisor checks health and stuck calls.
     pub fn health_check_interval(mut self, every: Duration) -> Self {
         self.config.health_check_interval = every;

@@ -35,6 +35,8 @@ pub(crate) struct Generation<I, O> {
     time: Timebase,
     ledger: Arc<Ledger>,
     slots: Arc<SlotCache<O>>,
+    /// How long a waiting caller spins (the configuration's `wait_spin`).
+    wait_spin: Duration,
     next_id: Arc<AtomicU64>,
     /// Health and scaling checks the supervisor finished.
     checks: Arc<Counter>,
@@ -66,6 +68,12 @@ impl<I, O> Generation<I, O> {
     /// The pool's result slots for reuse.
     pub(crate) fn slots(&self) -> &Arc<SlotCache<O>> {
         &self.slots
+    }
+
+    /// How long a waiting caller spins before it parks.
+    #[inline]
+    pub(crate) fn wait_spin(&self) -> Duration {
+        self.wait_spin
     }
 
     pub(crate) fn checks(&self) -> u64 {
@@ -170,6 +178,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Generation<I, O> {
             time,
             ledger: Arc::clone(pool.ledger()),
             slots: Arc::clone(pool.slots()),
+            wait_spin: config.wait_spin,
             next_id: Arc::clone(pool.next_id()),
             checks,
             supervisor: Mutex::new(Some(supervisor)),

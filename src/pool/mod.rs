@@ -333,7 +333,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
         };
         let id = s.next_id();
         let span = trace::request(id, priority);
-        let slot = s.slots().take(id, span);
+        let slot = s.slots().take(id, span, s.wait_spin());
         let job = Job::new(
             Arc::clone(&slot),
             input,

@@ -39,6 +39,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
             refusals: self.persistent.ledger().refusals(),
             in_flight: s.ledger().in_flight(),
             late_results_discarded: s.ledger().late_results(),
+            waits_parked: s.ledger().waits_parked(),
             supervisor_panics: self.persistent.supervisor_panics().get(),
             supervisor_checks: s.checks(),
             dead_letter: self.persistent.dlq().stats(),
