@@ -92,9 +92,9 @@ pub use crate::core::{
     LatencyHistograms, LatencySnapshot, ManualClock, ManualProbe, MemoryProbe, MemorySample,
     MemoryStats, Percentiles, PoolStats, PressureAction, PressureEvent, PressureLevel, Priority,
     QueueDepth, Refusal, RefusalCounts, ReloadReport, ReplayError, Request, RunContext, Session,
-    SessionError, SessionFactory, ShutdownReport, Status, SubmitError, SysinfoProbe, SystemClock,
-    TaskError, TaskHandle, TenantStats, Transition, WindowStats, WorkerInfo, WorkerStats,
-    LATENCY_BUCKETS, MAX_GROUPS,
+    SessionError, SessionFactory, SharedInput, ShutdownReport, Status, SubmitError, SysinfoProbe,
+    SystemClock, TaskError, TaskHandle, TenantStats, Transition, WindowStats, WorkerInfo,
+    WorkerStats, LATENCY_BUCKETS, MAX_GROUPS,
 };
 pub use crate::policy::{Admission, CircuitBreaker, DeadLetterQueue};
 pub use crate::pool::{BuildError, NamedFactory, Pool, PoolBuilder};

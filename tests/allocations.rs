@@ -60,11 +60,13 @@ fn per_request(n: u64, mut one: impl FnMut()) -> (f64, f64) {
     ((a1 - a0) as f64 / n as f64, (b1 - b0) as f64 / n as f64)
 }
 
-/// What one no-op request costs in allocations: its shared input (the
-/// result slot is reused). A tenth more leaves room for the rare slot still
-/// held by its worker when the cache is looked at, never for one more
-/// allocation per request.
-const NO_OP_BOUND: f64 = 1.0;
+/// What one no-op request may cost in allocations in steady state: none.
+/// Its result slot and its input's box are both reused. One request in a
+/// hundred may still find the box or slot at the front of its cache held
+/// for a moment by the worker that just finished it (then a new one is
+/// made, and the cache grows by one); anything done per request would be
+/// 1 or more.
+const NO_OP_BOUND: f64 = 0.01;
 
 #[test]
 fn allocations_per_request_in_steady_state() {
@@ -87,14 +89,8 @@ fn allocations_per_request_in_steady_state() {
     let (allocs, bytes) = per_request(n, || round_trip(7));
     println!("no-op round trip: {allocs:.3} allocations and {bytes:.0} bytes per request");
     assert!(
-        allocs <= NO_OP_BOUND + 0.1,
+        allocs <= NO_OP_BOUND,
         "{allocs:.3} allocations per request, above the bound of {NO_OP_BOUND}"
-    );
-    // The input's `Arc` is the only allocation: nothing else (a slot, a
-    // boxed closure, a vector) came in.
-    assert!(
-        bytes <= 64.0,
-        "{bytes:.0} bytes per request: more than the input's `Arc<u64>`"
     );
 
     let stats = pool.shutdown(std::time::Duration::from_secs(30)).stats;

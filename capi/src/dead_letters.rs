@@ -2,7 +2,6 @@
 //! replaying its letters as new requests.
 
 use std::ffi::c_char;
-use std::sync::Arc;
 
 use accelpool::openvino::Tensors;
 use accelpool::{DeadLetter, Request, TaskHandle};
@@ -104,7 +103,10 @@ pub extern "C" fn accelpool_pool_replay_dead_letters(
                 Err(e) => {
                     let error = Error::from(&e.refusal);
                     let l = e.letter;
-                    let input = Arc::try_unwrap(l.input).unwrap_or_else(|shared| (*shared).clone());
+                    let input = l
+                        .input
+                        .into_inner()
+                        .unwrap_or_else(|shared| (*shared).clone());
                     let mut req = Request::new(input).priority(l.priority);
                     if let Some(g) = l.group {
                         req = req.group(g);

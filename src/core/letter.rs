@@ -3,10 +3,10 @@
 
 #![forbid(unsafe_code)]
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::handle::AttemptError;
+use super::input::SharedInput;
 use super::priority::Priority;
 
 /// A request that could not be served.
@@ -15,8 +15,9 @@ pub struct DeadLetter<I> {
     /// The request's id (its handle's).
     pub id: u64,
     /// The input, as submitted. Shared because a stuck call that was failed
-    /// over may still be reading it.
-    pub input: Arc<I>,
+    /// over may still be reading it; [`SharedInput::into_inner`] takes it
+    /// back.
+    pub input: SharedInput<I>,
     /// Its priority level.
     pub priority: Priority,
     /// The group it was restricted to, if any.

@@ -9,6 +9,7 @@ mod clock;
 mod counters;
 mod ewma;
 mod handle;
+mod input;
 mod latency;
 mod letter;
 mod memory;
@@ -33,6 +34,8 @@ pub(crate) use handle::Outcome;
 #[cfg(all(loom, test))]
 pub(crate) use handle::Slot;
 pub use handle::{AttemptError, CancelReason, Status, TaskError, TaskHandle};
+pub(crate) use input::InputCache;
+pub use input::SharedInput;
 pub(crate) use latency::Latencies;
 pub use latency::{Buckets, LatencyHistograms, LatencySnapshot, Percentiles, LATENCY_BUCKETS};
 pub use letter::DeadLetter;

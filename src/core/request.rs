@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::handle::{AttemptError, Slot};
+use super::input::SharedInput;
 use super::letter::DeadLetter;
 use super::priority::Priority;
 use super::session::SessionError;
@@ -190,11 +191,11 @@ pub(crate) struct Keys {
 }
 
 /// A request inside the runtime, owned by whichever queue, worker or timer
-/// holds it. The input sits behind an `Arc` so a stuck call's request can
-/// fail over while the stuck worker still borrows it.
+/// holds it. The input is shared ([`SharedInput`]) so a stuck call's
+/// request can fail over while the stuck worker still borrows it.
 pub(crate) struct Job<I, O> {
     slot: Arc<Slot<O>>,
-    input: Arc<I>,
+    input: SharedInput<I>,
     priority: Priority,
     deadline: Option<Instant>,
     /// Restricted to this group index (below `MAX_GROUPS`, so a byte: the
@@ -227,7 +228,7 @@ impl<I, O> Clone for Job<I, O> {
     fn clone(&self) -> Self {
         Self {
             slot: Arc::clone(&self.slot),
-            input: Arc::clone(&self.input),
+            input: self.input.clone(),
             priority: self.priority,
             deadline: self.deadline,
             only_group: self.only_group,
@@ -248,7 +249,7 @@ impl<I, O> Job<I, O> {
     #[inline]
     pub(crate) fn new(
         slot: Arc<Slot<O>>,
-        input: Arc<I>,
+        input: SharedInput<I>,
         priority: Priority,
         deadline: Option<Instant>,
         only_group: Option<usize>,
@@ -291,12 +292,13 @@ impl<I, O> Job<I, O> {
     }
 
     #[inline]
-    pub(crate) fn input(&self) -> &Arc<I> {
+    pub(crate) fn input(&self) -> &SharedInput<I> {
         &self.input
     }
 
-    /// The input back (a refused request: the caller's).
-    pub(crate) fn into_input(self) -> Arc<I> {
+    /// The input back (a refused request: the caller's; a finished one's,
+    /// for its box to be reused).
+    pub(crate) fn into_input(self) -> SharedInput<I> {
         self.input
     }
 

@@ -20,8 +20,8 @@ use super::supervisor::Msg;
 use super::worker_state::WorkerState;
 use crate::config::RetryPolicy;
 use crate::core::{
-    saturating_add, AttemptError, CancelReason, ErrorKind, Event, FailureRecord, Job, Ledger,
-    Outcome, SessionError,
+    saturating_add, AttemptError, CancelReason, ErrorKind, Event, FailureRecord, InputCache, Job,
+    Ledger, Outcome, SessionError,
 };
 use crate::policy::retry::{decide, AfterFailure, Failure};
 use crate::policy::router::{may_retry_somewhere, Eligibility};
@@ -39,6 +39,8 @@ pub(crate) struct Retries<I, O> {
     closed: AtomicBool,
     dlq: Arc<DeadLetterQueue<I>>,
     ledger: Arc<Ledger>,
+    /// The pool's input boxes, where a finished request's box goes back.
+    inputs: Arc<InputCache<I>>,
     /// Group names by index, for dead letters' group restriction.
     names: Vec<Arc<str>>,
 }
@@ -49,6 +51,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Retries<I, O> {
         tx: Sender<Msg<I, O>>,
         dlq: Arc<DeadLetterQueue<I>>,
         ledger: Arc<Ledger>,
+        inputs: Arc<InputCache<I>>,
         names: Vec<Arc<str>>,
     ) -> Self {
         Self {
@@ -58,6 +61,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Retries<I, O> {
             closed: AtomicBool::new(false),
             dlq,
             ledger,
+            inputs,
             names,
         }
     }
@@ -68,6 +72,13 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Retries<I, O> {
 
     pub(crate) fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// A request is done with (resolved, or dropped unrun): its input is
+    /// dropped and its box kept for the next request.
+    #[inline]
+    pub(crate) fn done_with(&self, job: Job<I, O>) {
+        self.inputs.recycle(job.into_input());
     }
 
     /// Retries waiting in the supervisor now.

@@ -261,12 +261,14 @@ fn admit<I: Send + Sync + 'static, O: Send + 'static>(
             me.count(Event::Cancelled);
         }
         group.breaker().release_probe(job.is_probe());
+        ctx.retries.done_with(job);
         return None;
     }
     if !job.slot().start() {
         // Cancelled while queued: already resolved and counted by the canceller.
         me.count(Event::Cancelled);
         group.breaker().release_probe(job.is_probe());
+        ctx.retries.done_with(job);
         return None;
     }
     Some(job)
@@ -515,6 +517,7 @@ fn finish<I: Send + Sync + 'static, O: Send + 'static>(
             {
                 ctx.retries.ledger().late_result();
             }
+            ctx.retries.done_with(job);
         }
         Err(error) => {
             me.latency()

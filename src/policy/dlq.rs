@@ -121,7 +121,7 @@ mod tests {
     fn letter(id: u64) -> DeadLetter<u64> {
         DeadLetter {
             id,
-            input: Arc::new(id * 10),
+            input: crate::core::SharedInput::new(id * 10),
             priority: Priority::Normal,
             group: None,
             errors: vec![],

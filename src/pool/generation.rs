@@ -148,6 +148,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Generation<I, O> {
             supervisor_tx,
             Arc::clone(pool.dlq()),
             Arc::clone(pool.ledger()),
+            Arc::clone(pool.inputs()),
             names,
         ));
         let pressure = Arc::new(PressureState::default());

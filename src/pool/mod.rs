@@ -28,7 +28,7 @@ use crate::core::trace;
 use crate::core::Keys;
 use crate::core::{
     checked_deadline, saturating_add, CancelReason, DeadLetter, Job, Outcome, Priority, Refusal,
-    ReplayError, Request, ShutdownReport, SubmitError, TaskHandle,
+    ReplayError, Request, SharedInput, ShutdownReport, SubmitError, TaskHandle,
 };
 use crate::exec::drain::{Drain, Stopped};
 use crate::policy::router::Eligibility;
@@ -84,7 +84,7 @@ struct Asks {
 }
 
 struct Refused<I> {
-    input: Arc<I>,
+    input: SharedInput<I>,
     group: Option<String>,
     refusal: Refusal,
 }
@@ -92,8 +92,10 @@ struct Refused<I> {
 impl<I> Refused<I> {
     /// The caller's input back: refused before any queue saw it, it has
     /// one owner.
-    fn into_input(input: Arc<I>) -> I {
-        Arc::try_unwrap(input).unwrap_or_else(|_| unreachable!("a refused input has one owner"))
+    fn into_input(input: SharedInput<I>) -> I {
+        input
+            .into_inner()
+            .unwrap_or_else(|_| unreachable!("a refused input has one owner"))
     }
 }
 
@@ -142,12 +144,74 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
         self.admit(request, wait)
     }
 
-    /// Submits many requests in order, blocking on each while queues are full.
+    /// Submits many requests in order, blocking on each while queues are
+    /// full, as [`Pool::submit`] would one by one; the results come back in
+    /// the same order.
+    ///
+    /// Admission's fixed costs are paid once for the batch instead of once
+    /// per request: finding the running configuration and entering its
+    /// admission gate (a full memory fence). A reload or shutdown that
+    /// closes the gate meanwhile is seen before each request; the rest then
+    /// go one by one, to the new configuration (or are refused as
+    /// [`Refusal::Closed`]).
+    ///
+    /// ```
+    /// use accelpool::{GroupConfig, Pool, Request, SessionError, WorkerInfo};
+    /// let pool = Pool::<u32, u32>::builder()
+    ///     .group(GroupConfig::new("cpu").workers(2).pin(false),
+    ///            |_: &WorkerInfo| Ok(|x: &u32| -> Result<u32, SessionError> { Ok(x * 2) }))
+    ///     .build()
+    ///     .unwrap();
+    /// let handles = pool.submit_batch((0..100).map(Request::new));
+    /// let sum: u32 = handles.into_iter().map(|h| h.unwrap().wait().unwrap()).sum();
+    /// assert_eq!(sum, 9900);
+    /// ```
     pub fn submit_batch(
         &self,
         requests: impl IntoIterator<Item = Request<I>>,
     ) -> Vec<Result<TaskHandle<O>, SubmitError<I>>> {
-        requests.into_iter().map(|r| self.submit(r)).collect()
+        let mut requests = requests.into_iter();
+        let mut out = Vec::with_capacity(requests.size_hint().0);
+        loop {
+            // Held for the whole batch: a long-lived guard would pin
+            // `arc_swap`'s debt slots.
+            let generation = self.current.load_full();
+            let Some(inside) = generation.gate().enter() else {
+                // Closed by a reload or shutdown: this request goes alone,
+                // to the new configuration or refused.
+                match requests.next() {
+                    Some(r) => out.push(self.submit(r)),
+                    None => return out,
+                }
+                continue;
+            };
+            let mut alone = None;
+            for request in requests.by_ref() {
+                if generation.gate().is_closed() {
+                    alone = Some(request);
+                    break;
+                }
+                let (input, asks, group) = Self::asks(request);
+                let input = self.persistent.inputs().wrap(input);
+                match self.admit_inside(&generation, input, &asks, group, Wait::Forever) {
+                    Ok(handle) => out.push(Ok(handle)),
+                    // Woken from a full queue by the gate closing.
+                    Err(r) if r.refusal == Refusal::Closed => {
+                        alone = Some(Self::refused(r, asks).into_request());
+                        break;
+                    }
+                    Err(r) => {
+                        self.persistent.ledger().rejected(&r.refusal);
+                        out.push(Err(Self::refused(r, asks)));
+                    }
+                }
+            }
+            drop(inside);
+            match alone {
+                Some(r) => out.push(self.submit(r)),
+                None => return out,
+            }
+        }
     }
 
     /// Puts a dead letter back into the pool as a new request (same input,
@@ -249,25 +313,35 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
     }
 
     fn admit(&self, request: Request<I>, wait: Wait) -> Result<TaskHandle<O>, SubmitError<I>> {
+        let (input, asks, group) = Self::asks(request);
+        let input = self.persistent.inputs().wrap(input);
+        self.admit_shared(input, &asks, group, wait)
+            .map_err(|r| Self::refused(r, asks))
+    }
+
+    /// A request's input, what it asks of the scheduler, and its group.
+    fn asks(request: Request<I>) -> (I, Asks, Option<String>) {
         let (input, priority, deadline, group, keys) = request.into_parts();
         let asks = Asks {
             priority,
             deadline,
             keys,
         };
-        self.admit_shared(Arc::new(input), &asks, group, wait)
-            .map_err(|r| {
-                let mut request = Request::new(Refused::into_input(r.input)).priority(priority);
-                request.set_deadline(deadline);
-                request.set_group(r.group);
-                request.set_keys(asks.keys);
-                SubmitError::new(request, r.refusal)
-            })
+        (input, asks, group)
+    }
+
+    /// A refused request, whole again, with the reason.
+    fn refused(r: Refused<I>, asks: Asks) -> SubmitError<I> {
+        let mut request = Request::new(Refused::into_input(r.input)).priority(asks.priority);
+        request.set_deadline(asks.deadline);
+        request.set_group(r.group);
+        request.set_keys(asks.keys);
+        SubmitError::new(request, r.refusal)
     }
 
     fn admit_shared(
         &self,
-        mut input: Arc<I>,
+        mut input: SharedInput<I>,
         asks: &Asks,
         mut group: Option<String>,
         wait: Wait,
@@ -298,7 +372,27 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
     fn admit_in(
         &self,
         s: &Generation<I, O>,
-        input: Arc<I>,
+        input: SharedInput<I>,
+        asks: &Asks,
+        group: Option<String>,
+        wait: Wait,
+    ) -> Result<TaskHandle<O>, Refused<I>> {
+        let Some(_inside) = s.gate().enter() else {
+            return Err(Refused {
+                input,
+                group,
+                refusal: Refusal::Closed,
+            });
+        };
+        self.admit_inside(s, input, asks, group, wait)
+    }
+
+    /// Admits a request into generation `s`, whose gate the caller is
+    /// inside.
+    fn admit_inside(
+        &self,
+        s: &Generation<I, O>,
+        input: SharedInput<I>,
         asks: &Asks,
         group: Option<String>,
         wait: Wait,
@@ -312,9 +406,6 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
                 group,
                 refusal,
             })
-        };
-        let Some(_inside) = s.gate().enter() else {
-            return refuse(input, group, Refusal::Closed);
         };
         if !s.pressure().admits(priority) {
             return refuse(input, group, Refusal::MemoryPressure { priority });

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use parking_lot::{Mutex, MutexGuard};
 
 use super::generation::Generation;
-use crate::core::{Clock, Counter, CountsSnapshot, Ledger, MemoryProbe, SessionFactory, SlotCache};
+use crate::core::{
+    Clock, Counter, CountsSnapshot, InputCache, Ledger, MemoryProbe, SessionFactory, SlotCache,
+};
 use crate::exec::pressure::PressureHook;
 use crate::policy::DeadLetterQueue;
 
@@ -22,6 +24,8 @@ pub(crate) struct Persistent<I, O> {
     ledger: Arc<Ledger>,
     /// Result slots for reuse.
     slots: Arc<SlotCache<O>>,
+    /// Input boxes for reuse.
+    inputs: Arc<InputCache<I>>,
     dlq: Arc<DeadLetterQueue<I>>,
     next_id: Arc<AtomicU64>,
     clock: Arc<dyn Clock>,
@@ -50,6 +54,7 @@ impl<I, O> Persistent<I, O> {
         Self {
             slots: SlotCache::new(Arc::clone(&ledger)),
             ledger,
+            inputs: Arc::default(),
             dlq: Arc::new(dlq),
             next_id: Arc::new(AtomicU64::new(1)),
             clock,
@@ -75,6 +80,10 @@ impl<I, O> Persistent<I, O> {
 
     pub(crate) fn slots(&self) -> &Arc<SlotCache<O>> {
         &self.slots
+    }
+
+    pub(crate) fn inputs(&self) -> &Arc<InputCache<I>> {
+        &self.inputs
     }
 
     pub(crate) fn dlq(&self) -> &Arc<DeadLetterQueue<I>> {
