@@ -36,7 +36,10 @@ pub(crate) const INPUT_CACHE: usize = 256;
 /// # let _ = (len, input);
 /// # }
 /// ```
-pub struct SharedInput<I>(Arc<Option<I>>);
+pub struct SharedInput<I>(Boxed<I>);
+
+/// The box an input is shared in: empty only while cached.
+type Boxed<I> = Arc<Option<I>>;
 
 impl<I> SharedInput<I> {
     /// Shares `value` in a new box (a pool takes its boxes from its
@@ -105,7 +108,7 @@ impl<I: PartialEq> PartialEq<I> for SharedInput<I> {
 /// A pool's empty input boxes, for reuse.
 pub(crate) struct InputCache<I> {
     /// Empty boxes nobody else holds.
-    free: (Sender<Arc<Option<I>>>, Receiver<Arc<Option<I>>>),
+    free: (Sender<Boxed<I>>, Receiver<Boxed<I>>),
 }
 
 impl<I> Default for InputCache<I> {
