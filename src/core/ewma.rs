@@ -5,11 +5,16 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crossbeam_utils::CachePadded;
+
 /// An exponentially weighted moving average in nanoseconds, weight 1/8 per
 /// new sample. Zero until the first sample. Concurrent writers may lose a
 /// sample to each other, which an average can afford; nothing waits.
+///
+/// In a cache line of its own: a worker writes it after every call, and
+/// it must not share a line with what submitters read on every request.
 #[derive(Debug, Default)]
-pub(crate) struct Ewma(AtomicU64);
+pub(crate) struct Ewma(CachePadded<AtomicU64>);
 
 impl Ewma {
     /// Folds in one sample.

@@ -317,8 +317,8 @@ const _: () = {
     assert!(Status::Expired as u8 == 5);
 };
 
-// A handle dropping gives its slot back for reuse once the request is
-// final: its result (taken or not) is dropped here, so a cached slot holds
+// A handle dropping gives its slot back for reuse once the result is
+// published: its result (taken or not) is dropped here, so a cached slot holds
 // no output. The slot is reused only when no one else holds it any more
 // (`SlotCache::take`), so no handle can ever see another request's result.
 impl<O> Drop for TaskHandle<O> {
@@ -326,7 +326,8 @@ impl<O> Drop for TaskHandle<O> {
         // With request spans, slots are not reused: a request's span must
         // close when its last holder lets go, not when its slot is next
         // reused (and a span allocates per request anyway).
-        if cfg!(feature = "request-spans") || !self.slot.status().is_terminal() {
+        // Published implies final; it is the line a waiter already holds.
+        if cfg!(feature = "request-spans") || !self.slot.published.load(Ordering::Acquire) {
             return;
         }
         let Some(home) = self.slot.home.upgrade() else {

@@ -41,6 +41,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 
 use super::window::{Call, Probes, Window};
@@ -111,7 +112,9 @@ pub struct CircuitBreaker {
     /// When it was made: the instant handed to a count window, which
     /// ignores it.
     created: Instant,
-    state: AtomicU8,
+    /// In a cache line of its own: every submit reads it, and a worker
+    /// writes the window under `inner` after every call.
+    state: CachePadded<AtomicU8>,
     rejected: Counter,
     overridden: Counter,
     inner: Mutex<Inner>,
@@ -148,7 +151,7 @@ impl CircuitBreaker {
             config,
             clock,
             created: now,
-            state: AtomicU8::new(CLOSED),
+            state: CachePadded::new(AtomicU8::new(CLOSED)),
             rejected: Counter::default(),
             overridden: Counter::default(),
         }
