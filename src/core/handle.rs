@@ -30,6 +30,7 @@ use serde::Serialize;
 
 use super::clock::saturating_add;
 use super::counters::Ledger;
+use super::request::Facts;
 use super::session::SessionError;
 use super::slots::SlotCache;
 use super::sync::{AtomicBool as ModelledBool, AtomicU8, Condvar, Mutex};
@@ -159,13 +160,16 @@ pub(crate) struct Slot<O> {
     home: Weak<SlotCache<O>>,
     /// How long a waiter spins before it parks (the pool's `wait_spin`).
     wait_spin: Duration,
+    /// What never changes about the request (set while nobody else holds
+    /// the slot, read by every holder).
+    facts: Facts,
 }
 
 impl<O> Slot<O> {
     /// A slot that is never reused (the loom models').
     #[cfg(all(loom, test))]
     pub(crate) fn new(id: u64, ledger: Arc<Ledger>, span: trace::RequestSpan) -> Self {
-        Self::recycled_into(id, ledger, span, Weak::new(), Duration::ZERO)
+        Self::recycled_into(id, ledger, span, Weak::new(), Duration::ZERO, Facts::now())
     }
 
     /// A slot that its handle gives back to `home` when it drops.
@@ -175,6 +179,7 @@ impl<O> Slot<O> {
         span: trace::RequestSpan,
         home: Weak<SlotCache<O>>,
         wait_spin: Duration,
+        facts: Facts,
     ) -> Self {
         Self {
             id,
@@ -187,18 +192,32 @@ impl<O> Slot<O> {
             span,
             home,
             wait_spin,
+            facts,
         }
     }
 
     /// Makes a slot nobody else holds (`&mut`) new again, for request `id`.
-    pub(crate) fn reset(&mut self, id: u64, span: trace::RequestSpan, wait_spin: Duration) {
+    pub(crate) fn reset(
+        &mut self,
+        id: u64,
+        span: trace::RequestSpan,
+        wait_spin: Duration,
+        facts: Facts,
+    ) {
         self.id = id;
         self.wait_spin = wait_spin;
+        self.facts = facts;
         self.span = span;
         self.state.store(QUEUED, Ordering::Relaxed);
         self.cancel.store(false, Ordering::Relaxed);
         self.published.store(false, Ordering::Relaxed);
         *self.cell.lock() = Cell::Empty;
+    }
+
+    /// What never changes about the request.
+    #[inline]
+    pub(crate) fn facts(&self) -> &Facts {
+        &self.facts
     }
 
     /// The request's span.

@@ -45,7 +45,7 @@ pub use memory::{
 };
 pub use priority::{LevelCapacity, Priority};
 pub use refusal::{InputError, Refusal, ReplayError, SubmitError};
-pub(crate) use request::{Job, Keys};
+pub(crate) use request::{Facts, Job, Keys};
 pub use request::{Request, MAX_GROUPS};
 pub use routing::RoutingStrategy;
 pub use session::{

@@ -190,29 +190,55 @@ pub(crate) struct Keys {
     pub(crate) affinity: Option<u64>,
 }
 
+/// What never changes about an admitted request. It is kept in the
+/// request's result slot, which every holder shares anyway, so the [`Job`]
+/// that moves through the queues stays within one cache line with its
+/// channel's stamp (a queue hand-off moves one line, not three).
+#[derive(Debug, Clone)]
+pub(crate) struct Facts {
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) submitted: Instant,
+    pub(crate) keys: Keys,
+}
+
+impl Facts {
+    /// A request submitted now with no deadline and no keys (the loom
+    /// models').
+    #[cfg(all(loom, test))]
+    pub(crate) fn now() -> Self {
+        Self {
+            deadline: None,
+            submitted: Instant::now(),
+            keys: Keys::default(),
+        }
+    }
+}
+
 /// A request inside the runtime, owned by whichever queue, worker or timer
 /// holds it. The input is shared ([`SharedInput`]) so a stuck call's
-/// request can fail over while the stuck worker still borrows it.
+/// request can fail over while the stuck worker still borrows it. What
+/// never changes about it is in its slot ([`Facts`]); a test holds the job
+/// to 56 bytes.
 pub(crate) struct Job<I, O> {
     slot: Arc<Slot<O>>,
     input: SharedInput<I>,
     priority: Priority,
-    deadline: Option<Instant>,
     /// Restricted to this group index (below `MAX_GROUPS`, so a byte: the
     /// job stays small enough to hand back by value).
     only_group: Option<u8>,
     /// Groups that already failed it (bit per group index).
     failed_groups: u64,
-    submitted: Instant,
     /// Set each time it enters a queue.
     enqueued: Instant,
     /// Attempts made so far.
     attempts: u32,
-    errors: Vec<AttemptError>,
+    /// Each failed attempt's error. Boxed on purpose (clippy would have a
+    /// bare `Vec`): 8 bytes in the job instead of 24, and no allocation for
+    /// a request that succeeds first time.
+    #[allow(clippy::box_collection)]
+    errors: Option<Box<Vec<AttemptError>>>,
     /// Admitted by a half-open breaker as a probe.
     probe: bool,
-    /// Who it is served for (tenant fairness) and its affinity key.
-    keys: Keys,
     /// The span of its current wait in a queue.
     queue_span: trace::QueueSpan,
 }
@@ -230,60 +256,52 @@ impl<I, O> Clone for Job<I, O> {
             slot: Arc::clone(&self.slot),
             input: self.input.clone(),
             priority: self.priority,
-            deadline: self.deadline,
             only_group: self.only_group,
             failed_groups: self.failed_groups,
-            submitted: self.submitted,
             enqueued: self.enqueued,
             attempts: self.attempts,
             errors: self.errors.clone(),
             probe: self.probe,
-            keys: self.keys.clone(),
             queue_span: self.queue_span.clone(),
         }
     }
 }
 
 impl<I, O> Job<I, O> {
-    /// A request just admitted: no attempt yet, entering its first queue.
+    /// A request just admitted (its facts in `slot`): no attempt yet,
+    /// entering its first queue as it is submitted.
     #[inline]
     pub(crate) fn new(
         slot: Arc<Slot<O>>,
         input: SharedInput<I>,
         priority: Priority,
-        deadline: Option<Instant>,
         only_group: Option<usize>,
-        keys: Keys,
     ) -> Self {
-        let now = Instant::now();
         let queue_span = trace::queue(slot.span());
         Self {
             queue_span,
+            enqueued: slot.facts().submitted,
             slot,
             input,
             priority,
-            deadline,
             only_group: only_group.map(group_byte),
             failed_groups: 0,
-            submitted: now,
-            enqueued: now,
             attempts: 0,
-            errors: Vec::new(),
+            errors: None,
             probe: false,
-            keys,
         }
     }
 
     /// Who it is served for (`None`: the default tenant).
     #[inline]
     pub(crate) fn tenant(&self) -> Option<&Arc<str>> {
-        self.keys.tenant.as_ref()
+        self.slot.facts().keys.tenant.as_ref()
     }
 
     /// Its affinity key's hash, if it has one.
     #[inline]
     pub(crate) fn affinity(&self) -> Option<u64> {
-        self.keys.affinity
+        self.slot.facts().keys.affinity
     }
 
     #[inline]
@@ -309,7 +327,7 @@ impl<I, O> Job<I, O> {
 
     #[inline]
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        self.slot.facts().deadline
     }
 
     /// The group index it may run on only, if restricted.
@@ -335,7 +353,7 @@ impl<I, O> Job<I, O> {
     }
 
     pub(crate) fn submitted(&self) -> Instant {
-        self.submitted
+        self.slot.facts().submitted
     }
 
     #[inline]
@@ -386,7 +404,7 @@ impl<I, O> Job<I, O> {
 
     /// Records a failed attempt on group `group` (its index).
     pub(crate) fn failed_on(&mut self, group: usize, error: AttemptError) {
-        self.errors.push(error);
+        self.errors.get_or_insert_default().push(error);
         self.failed_groups |= 1u64 << group;
     }
 
@@ -396,17 +414,18 @@ impl<I, O> Job<I, O> {
         self,
         group: Option<String>,
     ) -> (Arc<Slot<O>>, DeadLetter<I>, Vec<AttemptError>) {
-        let errors = self.errors.clone();
+        let errors = self.errors.map(|e| *e).unwrap_or_default();
         let now = std::time::SystemTime::now();
+        let submitted = self.slot.facts().submitted;
         let letter = DeadLetter {
             id: self.slot.id(),
             input: self.input,
             priority: self.priority,
             group,
-            errors: self.errors,
+            errors: errors.clone(),
             // Wall time of submission, derived here rather than read on the
             // submit path for every request.
-            submitted_at: now - self.submitted.elapsed(),
+            submitted_at: now - submitted.elapsed(),
             dead_lettered_at: now,
         };
         (self.slot, letter, errors)
@@ -414,13 +433,13 @@ impl<I, O> Job<I, O> {
 
     #[inline]
     pub(crate) fn is_expired(&self, now: Instant) -> bool {
-        self.deadline.is_some_and(|d| now >= d)
+        self.deadline().is_some_and(|d| now >= d)
     }
 
     /// Records why the request failed outside any session (routing, a
     /// reload), as an attempt error of `group` with no worker.
     pub(crate) fn note_error(&mut self, group: Arc<str>, error: SessionError) {
-        self.errors.push(AttemptError {
+        self.errors.get_or_insert_default().push(AttemptError {
             attempt: self.attempts,
             group,
             worker: 0,
@@ -428,5 +447,17 @@ impl<I, O> Job<I, O> {
             batch: 0,
             at: std::time::SystemTime::now(),
         });
+    }
+}
+
+#[cfg(all(test, not(feature = "request-spans")))]
+mod tests {
+    use super::Job;
+
+    /// A job and its channel's 8-byte stamp fit one 64-byte cache line, so
+    /// a queue hand-off moves one line. (A request span makes it bigger.)
+    #[test]
+    fn a_job_fits_a_cache_line_with_its_channel_stamp() {
+        assert!(std::mem::size_of::<Job<Vec<f32>, Vec<f32>>>() <= 56);
     }
 }

@@ -18,6 +18,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::counters::Ledger;
 use super::handle::Slot;
+use super::request::Facts;
 use super::trace;
 
 /// How many slots a pool keeps. A closed-loop caller needs two (the slot
@@ -45,18 +46,19 @@ impl<O> SlotCache<O> {
         })
     }
 
-    /// A slot for a new request `id` whose waiter spins `wait_spin`: a
-    /// cached one nobody else holds, or a new one.
+    /// A slot for a new request `id` whose waiter spins `wait_spin`, with
+    /// its `facts`: a cached one nobody else holds, or a new one.
     #[inline]
     pub(crate) fn take(
         self: &Arc<Self>,
         id: u64,
         span: trace::RequestSpan,
         wait_spin: Duration,
+        facts: Facts,
     ) -> Shared<O> {
         if let Ok(mut slot) = self.free.1.try_recv() {
             if let Some(s) = Arc::get_mut(&mut slot) {
-                s.reset(id, span, wait_spin);
+                s.reset(id, span, wait_spin, facts);
                 return slot;
             }
             // Still held (its worker has not dropped its copy yet): it
@@ -69,6 +71,7 @@ impl<O> SlotCache<O> {
             span,
             Arc::downgrade(self),
             wait_spin,
+            facts,
         ))
     }
 

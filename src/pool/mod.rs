@@ -25,11 +25,11 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
 use crate::core::trace;
-use crate::core::Keys;
 use crate::core::{
     checked_deadline, saturating_add, CancelReason, DeadLetter, Job, Outcome, Priority, Refusal,
     ReplayError, Request, SharedInput, ShutdownReport, SubmitError, TaskHandle,
 };
+use crate::core::{Facts, Keys};
 use crate::exec::drain::{Drain, Stopped};
 use crate::policy::router::Eligibility;
 use crate::policy::DeadLetterQueue;
@@ -424,15 +424,13 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
         };
         let id = s.next_id();
         let span = trace::request(id, priority);
-        let slot = s.slots().take(id, span, s.wait_spin());
-        let job = Job::new(
-            Arc::clone(&slot),
-            input,
-            priority,
+        let facts = Facts {
             deadline,
-            only_group,
-            asks.keys.clone(),
-        );
+            submitted: Instant::now(),
+            keys: asks.keys.clone(),
+        };
+        let slot = s.slots().take(id, span, s.wait_spin(), facts);
+        let job = Job::new(Arc::clone(&slot), input, priority, only_group);
         let who = Eligibility {
             only: only_group,
             failed: 0,
