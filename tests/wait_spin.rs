@@ -34,17 +34,17 @@ fn pool(wait_spin: Duration, gate: Option<Gate>) -> Pool<u64, u64> {
 
 #[test]
 fn results_within_the_spin_never_park_the_caller() {
-    // A spin far longer than a no-op call (the caller yields while it
-    // spins, so even one CPU runs the worker meanwhile).
+    // A spin far longer than a no-op call. (On one CPU the worker runs
+    // when the scheduler preempts the spinning caller: slow, but no park.)
     let pool = pool(Duration::from_secs(1), None);
-    for i in 0..500u64 {
+    for i in 0..200u64 {
         let h = pool.submit(Request::new(i * 2)).unwrap();
         assert_eq!(h.wait().unwrap(), i * 2 + 1);
     }
     let stats = pool.stats();
     assert_eq!(stats.waits_parked, 0);
     let report = pool.shutdown(Duration::MAX);
-    assert_eq!(report.stats.counts.completed, 500);
+    assert_eq!(report.stats.counts.completed, 200);
     assert_accounting(&report.stats);
 }
 
