@@ -211,7 +211,7 @@ impl<O> Slot<O> {
         self.state.store(QUEUED, Ordering::Relaxed);
         self.cancel.store(false, Ordering::Relaxed);
         self.published.store(false, Ordering::Relaxed);
-        *self.cell.lock() = Cell::Empty;
+        *self.cell.get_mut() = Cell::Empty;
     }
 
     /// What never changes about the request.
