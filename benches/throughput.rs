@@ -1,5 +1,6 @@
 //! Throughput: N no-op requests across every worker, against rayon running
-//! the same N tasks (`rayon::scope` with one spawn per task).
+//! the same N tasks (`rayon::scope` with one spawn per task). The pool is
+//! fed two ways: `submit` in a loop, and one `submit_batch`.
 //!
 //!     cargo bench --bench throughput
 //!
@@ -36,6 +37,12 @@ fn main() {
             .map(|h| h.wait().unwrap())
             .fold(0u64, u64::wrapping_add)
     };
+    let run_pool_batch = || {
+        pool.submit_batch((0..N).map(Request::new))
+            .into_iter()
+            .map(|h| h.unwrap().wait().unwrap())
+            .fold(0u64, u64::wrapping_add)
+    };
     let run_rayon = || {
         let out: Vec<_> = (0..N)
             .map(|_| std::sync::atomic::AtomicU64::new(0))
@@ -55,6 +62,7 @@ fn main() {
             .fold(0u64, u64::wrapping_add)
     };
     assert_eq!(run_pool(), run_rayon());
+    assert_eq!(run_pool_batch(), run_rayon());
 
     let mut c = Criterion::default()
         .warm_up_time(common::pick(
@@ -68,6 +76,7 @@ fn main() {
         let mut g = c.benchmark_group("throughput");
         g.throughput(Throughput::Elements(N));
         g.bench_function("pool", |b| b.iter(run_pool));
+        g.bench_function("pool_submit_batch", |b| b.iter(run_pool_batch));
         g.bench_function("rayon_scope", |b| b.iter(run_rayon));
         g.finish();
     }
@@ -82,6 +91,7 @@ fn main() {
         (N * rounds) as f64 / t.elapsed().as_secs_f64()
     };
     let pool_rps = rate(&run_pool);
+    let batch_rps = rate(&run_pool_batch);
     let rayon_rps = rate(&run_rayon);
     common::write(
         "throughput",
@@ -91,6 +101,9 @@ fn main() {
             "pool_requests_per_s": pool_rps.round(),
             "rayon_tasks_per_s": rayon_rps.round(),
             "ratio_pool_vs_rayon": (pool_rps / rayon_rps * 1000.0).round() / 1000.0,
+            "pool_submit_batch_requests_per_s": batch_rps.round(),
+            "ratio_submit_batch_vs_rayon": (batch_rps / rayon_rps * 1000.0).round() / 1000.0,
+            "ratio_submit_batch_vs_submit": (batch_rps / pool_rps * 1000.0).round() / 1000.0,
         }),
     );
 }
