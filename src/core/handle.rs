@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
+use crossbeam_utils::CachePadded;
 use serde::Serialize;
 
 use super::clock::saturating_add;
@@ -146,12 +147,18 @@ pub(crate) struct Slot<O> {
     state: AtomicU8,
     /// A plain flag the session reads, outside the modelled protocol.
     cancel: AtomicBool,
-    cell: Mutex<Cell<O>>,
+    /// The result. In a cache line of its own too: the worker stores the
+    /// result here without touching the line of the reference count and
+    /// the state, which the caller's handle reads and writes.
+    cell: CachePadded<Mutex<Cell<O>>>,
     /// Raised once the result is in `cell`: what a waiter spins on. (The
     /// state turns final before the result is stored, so a waiter that
     /// spun on the state alone would often find the cell still empty and
-    /// park for nothing.)
-    published: ModelledBool,
+    /// park for nothing.) In a cache line of its own: a spinning waiter
+    /// reads only this line, so the worker's other writes to the slot (its
+    /// reference count, the state, the cell) do not pull the waiter's line
+    /// away, and the worker writes this line once.
+    published: CachePadded<ModelledBool>,
     ready: Condvar,
     ledger: Arc<Ledger>,
     /// The request's span (nothing without the `request-spans` feature).
@@ -185,8 +192,8 @@ impl<O> Slot<O> {
             id,
             state: AtomicU8::new(QUEUED),
             cancel: AtomicBool::new(false),
-            cell: Mutex::new(Cell::Empty),
-            published: ModelledBool::new(false),
+            cell: CachePadded::new(Mutex::new(Cell::Empty)),
+            published: CachePadded::new(ModelledBool::new(false)),
             ready: Condvar::new(),
             ledger,
             span,
