@@ -57,7 +57,12 @@ fn exhausted_request_is_dead_lettered_intact_and_replayable() {
     let pool = flaky_pool(&healthy, &attempts, 16);
     let input = vec![1u8, 2, 3, 4];
     let h = pool
-        .submit(Request::new(input.clone()).priority(accelpool::Priority::High))
+        .submit(
+            Request::new(input.clone())
+                .priority(accelpool::Priority::High)
+                .tenant("acme")
+                .affinity("camera-3"),
+        )
         .unwrap();
     let err = h.wait().unwrap_err();
     let TaskError::DeadLettered { attempts: errs } = &err else {
@@ -80,6 +85,12 @@ fn exhausted_request_is_dead_lettered_intact_and_replayable() {
     pool.dead_letters().inspect(|l| {
         assert_eq!(*l.input, input);
         assert_eq!(l.priority, accelpool::Priority::High);
+        // Whom it was for, kept for the replay.
+        assert_eq!(l.tenant.as_deref(), Some("acme"));
+        assert_eq!(
+            l.affinity,
+            Request::new(()).affinity("camera-3").get_affinity()
+        );
         assert_eq!(l.errors.len(), 3);
         assert!(l.submitted_at <= l.dead_lettered_at);
     });
@@ -140,7 +151,12 @@ fn a_refused_replay_returns_the_letter_and_says_why() {
     let pool = flaky_pool(&healthy, &attempts, 16);
     // A permanent error: dead-lettered at once, restricted to its group.
     let err = pool
-        .submit(Request::new(vec![]).group("cpu"))
+        .submit(
+            Request::new(vec![])
+                .group("cpu")
+                .tenant("t-7")
+                .affinity(7u32),
+        )
         .unwrap()
         .wait()
         .unwrap_err();
@@ -154,6 +170,11 @@ fn a_refused_replay_returns_the_letter_and_says_why() {
     assert_eq!(refused.refusal, Refusal::Closed);
     assert_eq!(refused.letter.id, id);
     assert_eq!(refused.letter.group.as_deref(), Some("cpu"));
+    assert_eq!(refused.letter.tenant.as_deref(), Some("t-7"));
+    assert_eq!(
+        refused.letter.affinity,
+        Request::new(()).affinity(7u32).get_affinity()
+    );
     assert!(refused.letter.input.is_empty());
     assert_eq!(refused.letter.errors.len(), 1);
     assert_eq!(

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::handle::AttemptError;
@@ -22,6 +23,11 @@ pub struct DeadLetter<I> {
     pub priority: Priority,
     /// The group it was restricted to, if any.
     pub group: Option<String>,
+    /// The tenant it was served for (`None`: the default one); a replay
+    /// is served for it again.
+    pub tenant: Option<Arc<str>>,
+    /// Its affinity key's hash, if it had one; a replay keeps it.
+    pub affinity: Option<u64>,
     /// Every attempt's error, in order (the device history).
     pub errors: Vec<AttemptError>,
     /// When it was submitted.

@@ -416,12 +416,15 @@ impl<I, O> Job<I, O> {
     ) -> (Arc<Slot<O>>, DeadLetter<I>, Vec<AttemptError>) {
         let errors = self.errors.map(|e| *e).unwrap_or_default();
         let now = std::time::SystemTime::now();
-        let submitted = self.slot.facts().submitted;
+        let facts = self.slot.facts();
+        let submitted = facts.submitted;
         let letter = DeadLetter {
             id: self.slot.id(),
             input: self.input,
             priority: self.priority,
             group,
+            tenant: facts.keys.tenant.clone(),
+            affinity: facts.keys.affinity,
             errors: errors.clone(),
             // Wall time of submission, derived here rather than read on the
             // submit path for every request.

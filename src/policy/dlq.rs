@@ -124,6 +124,8 @@ mod tests {
             input: crate::core::SharedInput::new(id * 10),
             priority: Priority::Normal,
             group: None,
+            tenant: None,
+            affinity: None,
             errors: vec![],
             submitted_at: SystemTime::now(),
             dead_lettered_at: SystemTime::now(),

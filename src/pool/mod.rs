@@ -215,25 +215,26 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
     }
 
     /// Puts a dead letter back into the pool as a new request (same input,
-    /// priority and group; no deadline; the default tenant and no affinity
-    /// key, as a letter keeps neither), blocking while queues are full. A
-    /// refused letter comes back inside the error, with the reason.
+    /// priority, group, tenant and affinity key; no deadline), blocking
+    /// while queues are full. A refused letter comes back inside the error,
+    /// with the reason.
     pub fn replay(&self, letter: DeadLetter<I>) -> Result<TaskHandle<O>, ReplayError<I>> {
         let DeadLetter {
             id,
             input,
             priority,
             group,
+            tenant,
+            affinity,
             errors,
             submitted_at,
             dead_lettered_at,
         } = letter;
-        // A replayed letter has no deadline and is served for the default
-        // tenant, with no affinity.
+        // A replayed letter has no deadline: its old one has passed.
         let asks = Asks {
             priority,
             deadline: None,
-            keys: Keys::default(),
+            keys: Keys { tenant, affinity },
         };
         self.admit_shared(input, &asks, group, Wait::Forever)
             .map_err(|r| ReplayError {
@@ -242,6 +243,8 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
                     input: r.input,
                     priority,
                     group: r.group,
+                    tenant: asks.keys.tenant,
+                    affinity: asks.keys.affinity,
                     errors,
                     submitted_at,
                     dead_lettered_at,
