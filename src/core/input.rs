@@ -7,15 +7,15 @@
 //! its input. Sharing needs a box on the heap; the box is what is reused.
 //! A worker that finishes a request empties its box (the input is dropped
 //! there, as before) and gives the empty box back; the next submit fills
-//! it. A box is emptied or filled only through [`Arc::get_mut`], so only
-//! when nobody else holds it: no reader can ever see another request's
-//! input.
+//! it. A box is emptied or filled only through [`Arc::get_mut`] (the
+//! cache is a [`Recycler`]), so only when nobody else holds it: no reader
+//! can ever see another request's input.
 
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use super::recycler::Recycler;
 
 /// How many empty boxes a pool keeps (as many as requests can finish
 /// between two submits of a busy caller; past this, boxes are freed).
@@ -81,12 +81,6 @@ impl<I> std::ops::Deref for SharedInput<I> {
     }
 }
 
-impl<I> From<I> for SharedInput<I> {
-    fn from(value: I) -> Self {
-        Self::new(value)
-    }
-}
-
 impl<I> Clone for SharedInput<I> {
     fn clone(&self) -> Self {
         Self(Arc::clone(&self.0))
@@ -99,22 +93,16 @@ impl<I: std::fmt::Debug> std::fmt::Debug for SharedInput<I> {
     }
 }
 
-impl<I: PartialEq> PartialEq<I> for SharedInput<I> {
-    fn eq(&self, other: &I) -> bool {
-        **self == *other
-    }
-}
-
 /// A pool's empty input boxes, for reuse.
 pub(crate) struct InputCache<I> {
-    /// Empty boxes nobody else holds.
-    free: (Sender<Boxed<I>>, Receiver<Boxed<I>>),
+    /// Empty boxes.
+    free: Recycler<Option<I>>,
 }
 
 impl<I> Default for InputCache<I> {
     fn default() -> Self {
         Self {
-            free: bounded(INPUT_CACHE),
+            free: Recycler::new(INPUT_CACHE),
         }
     }
 }
@@ -123,8 +111,7 @@ impl<I> InputCache<I> {
     /// Shares `value` in a cached box, or a new one when none is free.
     #[inline]
     pub(crate) fn wrap(&self, value: I) -> SharedInput<I> {
-        if let Ok(mut free) = self.free.1.try_recv() {
-            // Cached boxes have no other holder: `recycle` proved it.
+        if let Some(mut free) = self.free.reuse() {
             if let Some(slot) = Arc::get_mut(&mut free) {
                 *slot = Some(value);
                 return SharedInput(free);
@@ -141,7 +128,7 @@ impl<I> InputCache<I> {
         let mut shared = input.0;
         if let Some(slot) = Arc::get_mut(&mut shared) {
             *slot = None;
-            let _ = self.free.0.try_send(shared);
+            self.free.give_back(shared);
         }
     }
 }

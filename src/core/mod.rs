@@ -14,6 +14,7 @@ mod latency;
 mod letter;
 mod memory;
 mod priority;
+mod recycler;
 mod refusal;
 mod request;
 mod routing;
