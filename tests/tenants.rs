@@ -180,6 +180,68 @@ fn a_quiet_tenant_waits_a_bounded_number_of_services_under_a_flood() {
 }
 
 #[test]
+fn a_blocking_submit_waits_for_room_in_its_tenants_share() {
+    for _ in 0..20 {
+        let (gate, served) = (Gate::new(), Served::default());
+        let tenants = TenantsConfig {
+            max_queued_per_tenant: Some(2),
+            ..fair(&[])
+        };
+        let pool = Arc::new(pool(tenants, &gate, &served));
+        let held = pool.submit(Request::new((0, "held"))).unwrap();
+        gate.wait_reached();
+        // The level is idle: the first request goes straight onto its
+        // channel; the next two fill `a`'s share.
+        let mut handles: Vec<_> = (1..=3)
+            .map(|i| pool.submit(Request::new((i, "a")).tenant("a")).unwrap())
+            .collect();
+        // The level has room, `a`'s share has none: refused at once, or
+        // after the wait, with the request back.
+        let e = pool
+            .try_submit(Request::new((4, "a")).tenant("a"))
+            .unwrap_err();
+        assert!(matches!(e.refusal(), Refusal::Full { .. }), "{e}");
+        assert_eq!(e.into_request().into_input().0, 4);
+        let e = pool
+            .submit_timeout(
+                Request::new((5, "a")).tenant("a"),
+                std::time::Duration::from_millis(20),
+            )
+            .unwrap_err();
+        assert!(matches!(e.refusal(), Refusal::Timeout { .. }), "{e}");
+        assert_eq!(e.into_request().into_input().0, 5);
+        // Another tenant is not held back by it.
+        handles.push(pool.try_submit(Request::new((6, "b")).tenant("b")).unwrap());
+        // A blocking submit waits until a request of `a` leaves its queue.
+        let blocked = {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                pool.submit(Request::new((7, "a")).tenant("a"))
+                    .map_err(|e| e.to_string())
+            })
+        };
+        gate.open_one();
+        held.wait().unwrap();
+        handles.push(blocked.join().unwrap().unwrap());
+        for h in handles {
+            h.wait().unwrap();
+        }
+        let mut ran = served.lock().clone();
+        ran.sort();
+        assert_eq!(ran, ["a", "a", "a", "a", "b"]);
+        let pool = Arc::try_unwrap(pool).unwrap();
+        let stats = pool.shutdown(LONG).stats;
+        let a = stats.groups[0]
+            .tenants
+            .iter()
+            .find(|t| t.tenant == "a")
+            .unwrap();
+        assert_eq!((a.accepted, a.served, a.refused), (4, 4, 2));
+        assert_accounting(&stats);
+    }
+}
+
+#[test]
 fn strict_priority_between_levels_is_kept_with_tenants() {
     let (gate, served) = (Gate::new(), Served::default());
     let pool = pool(fair(&[]), &gate, &served);

@@ -167,12 +167,14 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
     /// it is refused. With `at_submit` and deadline-aware admission on, a
     /// group whose estimate passes the request's deadline is skipped too.
     /// The refusal is `Full`, `DeadlineUnmeetable`, `Unavailable` or
-    /// `Invalid`.
+    /// `Invalid`. `waiting`: a refusal is not final (a blocking submit or
+    /// a retry tries again), so a full tenant share does not count it.
     pub(crate) fn offer(
         &self,
         mut job: Job<I, O>,
         who: Eligibility,
         at_submit: bool,
+        waiting: bool,
     ) -> Result<usize, (Job<I, O>, Refusal)> {
         let route = router::candidates(self, who, self.pick());
         let mut invalid = None;
@@ -208,7 +210,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
                 open |= 1 << gi;
                 continue;
             }
-            match self.enqueue(g, job, admission == Admission::Probe) {
+            match self.enqueue(g, job, admission == Admission::Probe, waiting) {
                 Ok(()) => return Ok(gi as usize),
                 Err(j) => {
                     full = true;
@@ -231,7 +233,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
                 .copied();
             if let Some(gi) = least_bad {
                 let g = &self.groups[gi as usize];
-                match self.enqueue(g, job, false) {
+                match self.enqueue(g, job, false, waiting) {
                     Ok(()) => {
                         g.breaker().note_override();
                         return Ok(gi as usize);
@@ -262,15 +264,28 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
     /// is a probe (at its level if the lane is full); hands it back if the
     /// queue is full.
     #[inline]
-    fn enqueue(&self, g: &Group<I, O>, mut job: Job<I, O>, probe: bool) -> Result<(), Job<I, O>> {
+    fn enqueue(
+        &self,
+        g: &Group<I, O>,
+        mut job: Job<I, O>,
+        probe: bool,
+        waiting: bool,
+    ) -> Result<(), Job<I, O>> {
+        let send = |job: Job<I, O>| {
+            if waiting {
+                g.levels().try_send_waiting(job.priority(), job)
+            } else {
+                g.levels().try_send(job.priority(), job)
+            }
+        };
         job.set_probe(probe);
         let sent = if probe {
             g.levels().try_send_front(job).or_else(|e| {
                 let job = e.into_inner();
-                g.levels().try_send(job.priority(), job)
+                send(job)
             })
         } else {
-            g.levels().try_send(job.priority(), job)
+            send(job)
         };
         match sent {
             Ok(()) => {
@@ -348,7 +363,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
             let gi = route[ready] as usize;
             let g = &self.groups[gi];
             job.entering_queue(Instant::now(), false);
-            match g.levels().try_send(job.priority(), job) {
+            match g.levels().try_send_waiting(job.priority(), job) {
                 Ok(()) => {
                     g.count(Event::Accepted);
                     if g.breaker().state() == BreakerState::Open {
@@ -358,16 +373,27 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
                 }
                 Err(TrySendError::Full(j) | TrySendError::Disconnected(j)) => {
                     job = j;
-                    // Another submitter took the room, or (tenant fairness)
-                    // the level has room but this tenant's share of it is
-                    // full: the channel stays ready, so wait a little before
-                    // looking again instead of spinning on it.
+                    // The level has room but (tenant fairness) this
+                    // tenant's share of it is full: wait for a request of
+                    // the tenant to leave. Otherwise another submitter took
+                    // the room: the channel stays ready, so wait a little
+                    // before looking again instead of spinning on it.
                     if !g.levels().sender(job.priority()).is_full() {
+                        // A channel with room is always ready, so the
+                        // select above never times out on its own here.
+                        if until.is_some_and(|d| Instant::now() >= d) {
+                            let priority = job.priority();
+                            g.levels().count_refused(priority, &job);
+                            return Err((job, Refusal::Timeout { priority }));
+                        }
                         let pause = backoff.next();
-                        std::thread::sleep(match until {
+                        let pause = match until {
                             Some(d) => pause.min(d.saturating_duration_since(Instant::now())),
                             None => pause,
-                        });
+                        };
+                        if !g.levels().wait_for_share(job.priority(), &job, pause) {
+                            std::thread::sleep(pause);
+                        }
                     }
                 }
             }
@@ -387,7 +413,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Dispatch<I, O> {
             failed: job.failed_groups(),
             same_group_fallback: retries.policy().same_group_fallback,
         };
-        match self.offer(job, who, false) {
+        match self.offer(job, who, false, true) {
             Ok(_) => Ok(()),
             Err((mut job, Refusal::Invalid { group, error })) => {
                 // Valid at submit, so only a reload could get here; fail it visibly.

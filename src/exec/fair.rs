@@ -6,55 +6,57 @@
 //!
 //! # The token protocol
 //!
-//! Submitters and workers share no lock. A submitter finds its tenant's
-//! queue (a read lock on the level's tenant table, shared with the other
-//! submitters; the default tenant's queue is held directly), reserves room
-//! in the level and in its tenant's share with two counters (each a
-//! compare-and-swap that never passes its bound), pushes the request onto
-//! the tenant's lock-free queue, marks the tenant active (if it was not,
-//! it announces the tenant on the level's activation channel), and sends
-//! the token. A worker that receives a token takes the workers' lock on
-//! the ring, moves the announced tenants into it, and pops from the ring's
-//! pick; tokens are interchangeable. Two counts keep this sound: tokens
-//! never exceed requests pushed and not yet popped (a request is pushed
-//! before its token is sent, and popped after a token is received), so a
-//! worker holding a token always finds a request in some tenant of the
-//! ring, or announced, or about to be (a submitter that finds its tenant
-//! already active sends its token without announcing, and the submitter
-//! that made it active may not have announced it yet: a worker that finds
-//! nothing hands its token back to the level's channel and looks again
-//! later, never waiting with the lock held); and requests never
-//! exceed the capacity, which is the channel's, so a token send never
-//! finds the channel full. Every take, the drain's included, goes through a
-//! token.
+//! A submitter finds its tenant (a read lock on the level's tenant table,
+//! shared with the other submitters; the default tenant is held directly)
+//! and, under the tenant's own lock, checks the tenant's share, pushes the
+//! request onto the tenant's queue, sends the token (a token with no room
+//! takes its request back out: the level is full), and marks the tenant
+//! active; if it was not, the submitter announces the tenant on the
+//! level's activation channel. A worker that receives a token takes the
+//! workers' lock on the ring, moves the announced tenants into it, and
+//! pops, under that tenant's lock, from the ring's pick; tokens are
+//! interchangeable. A tenant's lock is held for one push or one pop, so a
+//! submitter meets at most the one worker popping that tenant, never the
+//! other tenants' submitters or the ring.
 //!
-//! An idle level (nothing reserved: no tenant has anything queued and the
-//! channel is empty) has no order to keep, so a request that finds it so
-//! goes straight onto the channel as a request, not a token, and skips the
-//! tenant's queue and the ring: a lightly loaded pool pays one
-//! compare-and-swap for fairness. It is still counted in the level's
-//! `queued`, and the worker that takes it gives its room back, so the
-//! channel never holds more than its capacity. Only the submitter that
-//! moves the count from zero goes straight, so a backlog always goes
-//! through the round robin.
+//! Two counts keep this sound. Tokens never exceed requests queued and not
+//! yet popped (a request is pushed before its token is sent, and popped
+//! after a token is received), so a worker holding a token always finds a
+//! request in some tenant of the ring, or announced, or about to be (a
+//! submitter that finds its tenant already active sends its token without
+//! announcing, and the submitter that made it active may not have
+//! announced it yet: a worker that finds nothing hands its token back to
+//! the level's channel and looks again later, never waiting with the lock
+//! held). And every request waiting at a level has its token (or itself)
+//! in the level's channel, or is being popped by a worker that holds one,
+//! so the channel's capacity bounds the level: a submitter that waits for
+//! room on the channel waits for exactly the room the level has.
 //!
-//! A tenant whose count falls to zero leaves the ring and is marked
-//! inactive; the worker then looks at the count once more, so a request
-//! pushed meanwhile (whose submitter saw the tenant still active) puts the
-//! tenant back in the ring rather than being stranded.
+//! An idle level (its channel empty: no token waits, so no tenant's queue
+//! holds anything but what workers holding tokens are taking) has no order
+//! to keep, so a request that finds it so goes straight onto the channel as
+//! a request, not a token, and skips the tenant's queue and the ring: a
+//! lightly loaded pool pays one look at the channel for fairness.
+//!
+//! A pop that empties a tenant marks it inactive in the same critical
+//! section, and the tenant leaves the ring; its next push finds it
+//! inactive and announces it again. A blocking submit whose tenant's share
+//! is full while the level has room waits on the tenant's condition
+//! variable, rung by the pop that makes room.
 
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use crossbeam_utils::CachePadded;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::config::TenantsConfig;
-use crate::core::{Job, LevelCapacity, Priority, TenantStats};
+use crate::core::{saturating_add, Job, LevelCapacity, Priority, TenantStats};
 use crate::policy::drr::{Drr, DEFAULT_TENANT};
 
 /// Tenants with nothing waiting kept (with their queue) for when they
@@ -97,27 +99,29 @@ impl Counts {
     }
 }
 
-/// One tenant's queue in one level. What submitters write, what workers
-/// write, and what both do sit on separate cache lines.
+/// One tenant's queue in one level.
 struct Tenant<T> {
     name: Arc<str>,
     weight: u32,
-    tx: Sender<T>,
-    rx: Receiver<T>,
-    /// Requests reserved or waiting (at most the tenant's share), and
-    /// whether the tenant is in the ring or announced to it.
-    state: CachePadded<TenantState>,
-    /// Requests served (workers).
-    served: CachePadded<AtomicU64>,
-    /// What submitters count: requests refused, and requests queued
-    /// straight onto an idle level's channel. Accepted ones are
-    /// `served + len + straight`.
+    /// Its requests and its place in the ring, under one lock that a
+    /// submitter holds for a push and a worker for a pop.
+    queue: CachePadded<Mutex<TenantQueue<T>>>,
+    /// Rung when a request leaves a queue that submitters wait on for room
+    /// in the tenant's share.
+    room: Condvar,
+    /// What submitters count alone, on a line of its own.
     counts: CachePadded<SubmitterCounts>,
 }
 
-struct TenantState {
-    len: AtomicUsize,
-    active: AtomicBool,
+struct TenantQueue<T> {
+    /// Its requests, oldest first: at most the tenant's share.
+    items: VecDeque<T>,
+    /// In the ring, announced to it, or about to be (module docs).
+    active: bool,
+    /// Requests taken from `items`.
+    served: u64,
+    /// Submitters waiting for room in the share.
+    waiting: u32,
 }
 
 struct SubmitterCounts {
@@ -127,17 +131,16 @@ struct SubmitterCounts {
 
 impl<T> Tenant<T> {
     fn new(name: Arc<str>, weight: u32) -> Self {
-        let (tx, rx) = unbounded();
         Self {
             name,
             weight,
-            tx,
-            rx,
-            state: CachePadded::new(TenantState {
-                len: AtomicUsize::new(0),
-                active: AtomicBool::new(false),
-            }),
-            served: CachePadded::new(AtomicU64::new(0)),
+            queue: CachePadded::new(Mutex::new(TenantQueue {
+                items: VecDeque::new(),
+                active: false,
+                served: 0,
+                waiting: 0,
+            })),
+            room: Condvar::new(),
             counts: CachePadded::new(SubmitterCounts {
                 refused: AtomicU64::new(0),
                 straight: AtomicU64::new(0),
@@ -145,40 +148,26 @@ impl<T> Tenant<T> {
         }
     }
 
-    fn len(&self) -> &AtomicUsize {
-        &self.state.len
-    }
-
-    fn active(&self) -> &AtomicBool {
-        &self.state.active
-    }
-
     fn refused(&self) -> &AtomicU64 {
         &self.counts.refused
     }
 
-    /// Its counts: every request reserved was accepted, and is served or
-    /// still counted in `len`; one queued straight onto an idle level
+    /// Its counts and its requests waiting: every request accepted is
+    /// served or still waiting; one queued straight onto an idle level
     /// counts as served at once.
-    fn counts(&self) -> Counts {
-        let served =
-            self.served.load(Ordering::Relaxed) + self.counts.straight.load(Ordering::Relaxed);
-        Counts {
-            accepted: served + self.len().load(Ordering::Relaxed) as u64,
+    fn counts(&self) -> (Counts, usize) {
+        let (served, waiting) = {
+            let q = self.queue.lock();
+            (q.served, q.items.len())
+        };
+        let served = served + self.counts.straight.load(Ordering::Relaxed);
+        let c = Counts {
+            accepted: served + waiting as u64,
             served,
             refused: self.refused().load(Ordering::Relaxed),
-        }
+        };
+        (c, waiting)
     }
-}
-
-/// Reserves one of `bound` in `n`; false when it is full.
-fn reserve(n: &AtomicUsize, bound: usize) -> bool {
-    // SeqCst: a tenant's count is read by the worker's deactivation check
-    // in one total order with the `active` flag (module docs).
-    n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
-        (v < bound).then_some(v + 1)
-    })
-    .is_ok()
 }
 
 /// The tenants a level knows by name, and the counts of forgotten ones.
@@ -201,10 +190,7 @@ impl<T> Table<T> {
 
 /// One priority level.
 struct Level<T> {
-    capacity: usize,
     max_per_tenant: usize,
-    /// Requests reserved or waiting, all tenants: at most `capacity`.
-    queued: AtomicUsize,
     default: Arc<Tenant<T>>,
     table: RwLock<Table<T>>,
     /// Tenants that became active, for the ring.
@@ -245,11 +231,9 @@ impl<T: Tenanted> Fair<T> {
                 let mut by_name = HashMap::new();
                 by_name.insert(Arc::clone(&default.name), Arc::clone(&default));
                 Level {
-                    capacity,
                     // By default a tenant may fill half a level: one
                     // tenant's backlog never fills it for the others.
                     max_per_tenant: cfg.max_queued_per_tenant.unwrap_or(capacity.div_ceil(2)),
-                    queued: AtomicUsize::new(0),
                     default,
                     table: RwLock::new(Table {
                         by_name,
@@ -269,23 +253,26 @@ impl<T: Tenanted> Fair<T> {
     /// Queues `item` at level `lane` (0 = urgent), whose channel is `tx`,
     /// if the level and its tenant's share have room: straight onto the
     /// channel when the level is idle, else in its tenant's queue with a
-    /// token on the channel.
+    /// token on the channel. A refusal is counted against the tenant
+    /// unless `waiting` (a blocking submit that will try again counts
+    /// once, if it gives up: [`Fair::count_refused`]).
     pub(crate) fn push(
         &self,
         lane: usize,
         item: T,
         tx: &Sender<Option<T>>,
+        waiting: bool,
     ) -> Result<(), Refused<T>> {
         let level = &self.levels[lane];
         let Some(name) = item.tenant().filter(|n| &***n != DEFAULT_TENANT) else {
-            return Self::push_to(level, &level.default, item, tx);
+            return Self::push_to(level, &level.default, item, tx, waiting);
         };
         {
             let table = level.table.read();
             if let Some(t) = table.by_name.get(&**name) {
                 // The read lock is held while pushing, so a worker cannot
                 // forget this tenant meanwhile.
-                return Self::push_to(level, t, item, tx);
+                return Self::push_to(level, t, item, tx, waiting);
             }
         }
         let mut table = level.table.write();
@@ -301,11 +288,11 @@ impl<T: Tenanted> Fair<T> {
         // Counts of an earlier life go on from where they were (a
         // forgotten tenant had nothing waiting: accepted were served).
         if let Some(c) = table.book.remove(&**name) {
-            t.served.fetch_add(c.served, Ordering::Relaxed);
+            t.queue.lock().served += c.served;
             t.refused().fetch_add(c.refused, Ordering::Relaxed);
         }
         let table = parking_lot::RwLockWriteGuard::downgrade(table);
-        let pushed = Self::push_to(level, &t, item, tx);
+        let pushed = Self::push_to(level, &t, item, tx, waiting);
         drop(table);
         pushed
     }
@@ -315,66 +302,96 @@ impl<T: Tenanted> Fair<T> {
         t: &Arc<Tenant<T>>,
         item: T,
         tx: &Sender<Option<T>>,
+        waiting: bool,
     ) -> Result<(), Refused<T>> {
-        // An idle level (nothing reserved: no tenant's queue holds anything
-        // and the channel is empty) has no order to keep: whatever arrives
-        // now is what the round robin would serve next, so the request goes
-        // straight onto the channel, still counted in `queued` (the worker
-        // that takes it gives it back, `took_straight`), so the channel
-        // never holds more than the capacity and a token always finds room.
-        // One compare-and-swap decides it: only the submitter that moves
-        // the count from zero goes straight, and none follows until that
-        // request is taken, so a backlog goes through the round robin.
-        // SeqCst: the same order as `reserve`.
-        if level
-            .queued
-            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
-            .is_ok()
-        {
+        let refuse = |item| {
+            if !waiting {
+                t.refused().fetch_add(1, Ordering::Relaxed);
+            }
+            Err(Refused::Full(item))
+        };
+        // An idle level (its channel empty: no token, so no tenant's queue
+        // holds anything but what workers holding tokens are about to take)
+        // has no order to keep: whatever arrives now is what the round
+        // robin would serve next, so the request goes straight onto the
+        // channel, skipping its tenant's queue and the ring. Submitters
+        // racing here may each go straight; a backlog (a channel that is
+        // not empty) always goes through the round robin.
+        let item = if tx.is_empty() {
             match tx.try_send(Some(item)) {
                 Ok(()) => {
                     t.counts.straight.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
-                // Not reachable while `queued` bounds what the channel
-                // holds; if it were, the request is refused, not lost.
-                Err(e) => {
-                    // SeqCst: the same order as `reserve`.
-                    level.queued.fetch_sub(1, Ordering::SeqCst);
-                    t.refused().fetch_add(1, Ordering::Relaxed);
-                    return Err(Refused::Full(e.into_inner().expect("sent a request")));
-                }
+                // Filled meanwhile: the token below finds no room either.
+                Err(e) => e.into_inner().expect("sent a request"),
             }
-        }
-        if !reserve(&level.queued, level.capacity) {
-            t.refused().fetch_add(1, Ordering::Relaxed);
-            return Err(Refused::Full(item));
-        }
-        if !reserve(t.len(), level.max_per_tenant) {
-            // SeqCst: the same order as `reserve`.
-            level.queued.fetch_sub(1, Ordering::SeqCst);
-            t.refused().fetch_add(1, Ordering::Relaxed);
-            return Err(Refused::Full(item));
-        }
-        // The tenant holds its queue's receiver: the send cannot fail.
-        let _ = t.tx.send(item);
-        // SeqCst: a total order with the worker's deactivation (store
-        // `false`, then load `len`), so one of the two puts it back.
-        if !t.active().swap(true, Ordering::SeqCst) {
+        } else {
+            item
+        };
+        let announce = {
+            let mut q = t.queue.lock();
+            if q.items.len() >= level.max_per_tenant {
+                drop(q);
+                return refuse(item);
+            }
+            // The request is queued before its token is sent, and both
+            // under the tenant's lock, so a worker holding the token finds
+            // it; a token with no room takes its request back out, from
+            // the back where nobody else could have put anything since.
+            q.items.push_back(item);
+            if tx.try_send(None).is_err() {
+                let item = q.items.pop_back().expect("pushed above");
+                drop(q);
+                return refuse(item);
+            }
+            !std::mem::replace(&mut q.active, true)
+        };
+        // The push that made the tenant active announces it.
+        if announce {
             let _ = level.announce_tx.send(Arc::clone(t));
         }
-        // Never full: what the channel holds (tokens, and requests that
-        // went straight) is counted in `queued`, at most its capacity.
-        let sent = tx.try_send(None);
-        debug_assert!(sent.is_ok(), "a fair level's token found no room");
         Ok(())
     }
 
-    /// A worker took a request that went straight onto level `lane`'s
-    /// channel: its room is free again.
-    pub(crate) fn took_straight(&self, lane: usize) {
-        // SeqCst: the same order as `reserve`.
-        self.levels[lane].queued.fetch_sub(1, Ordering::SeqCst);
+    /// Waits up to `timeout` for room in the share of `item`'s tenant at
+    /// level `lane`: how a blocking submit waits when the level has room
+    /// but its tenant's share is full. False, at once, when that share is
+    /// not full (the wait is for something else).
+    pub(crate) fn wait_for_share(&self, lane: usize, item: &T, timeout: Duration) -> bool {
+        let level = &self.levels[lane];
+        let Some(t) = Self::known(level, item) else {
+            return false;
+        };
+        let until = saturating_add(Instant::now(), timeout);
+        let mut q = t.queue.lock();
+        if q.items.len() < level.max_per_tenant {
+            return false;
+        }
+        q.waiting += 1;
+        while q.items.len() >= level.max_per_tenant {
+            if t.room.wait_until(&mut q, until).timed_out() {
+                break;
+            }
+        }
+        q.waiting -= 1;
+        true
+    }
+
+    /// Counts a refusal against `item`'s tenant at level `lane`: a
+    /// blocking submit that waited for its share gave up.
+    pub(crate) fn count_refused(&self, lane: usize, item: &T) {
+        if let Some(t) = Self::known(&self.levels[lane], item) {
+            t.refused().fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `item`'s tenant in `level`, if the level knows it.
+    fn known(level: &Level<T>, item: &T) -> Option<Arc<Tenant<T>>> {
+        match item.tenant().filter(|n| &***n != DEFAULT_TENANT) {
+            None => Some(Arc::clone(&level.default)),
+            Some(name) => level.table.read().by_name.get(&**name).cloned(),
+        }
     }
 
     /// The next item of level `lane` by the round robin, after a token was
@@ -399,8 +416,22 @@ impl<T: Tenanted> Fair<T> {
         absorb(&mut ring);
         let mut left = ring.len();
         loop {
-            let t = ring.front()?;
-            let Ok(item) = t.rx.try_recv() else {
+            let taken = {
+                let t = ring.front()?;
+                let mut q = t.queue.lock();
+                q.items.pop_front().map(|item| {
+                    q.served += 1;
+                    // An emptied tenant is inactive from the same step on
+                    // and leaves the ring; its next push announces it again.
+                    let emptied = q.items.is_empty();
+                    q.active = !emptied;
+                    if q.waiting > 0 {
+                        t.room.notify_one();
+                    }
+                    (item, emptied)
+                })
+            };
+            let Some((item, emptied)) = taken else {
                 ring.skip();
                 if left == 0 {
                     return None;
@@ -409,21 +440,8 @@ impl<T: Tenanted> Fair<T> {
                 absorb(&mut ring);
                 continue;
             };
-            t.served.fetch_add(1, Ordering::Relaxed);
-            // SeqCst: see `push_to`.
-            level.queued.fetch_sub(1, Ordering::SeqCst);
-            let emptied = t.len().fetch_sub(1, Ordering::SeqCst) == 1;
             if let Some(t) = ring.served(emptied) {
-                // SeqCst: see `push_to`; a request pushed after the count
-                // fell to zero by a submitter that saw `active` still true
-                // is seen here, and the tenant goes back in the ring.
-                t.active().store(false, Ordering::SeqCst);
-                if t.len().load(Ordering::SeqCst) > 0 && !t.active().swap(true, Ordering::SeqCst) {
-                    let w = t.weight;
-                    ring.activate(t, w);
-                } else {
-                    self.forget_idle(level, &t, ring.len());
-                }
+                self.forget_idle(level, &t, ring.len());
             }
             return Some(item);
         }
@@ -444,14 +462,17 @@ impl<T: Tenanted> Fair<T> {
         let mut table = level.table.write();
         // Under the write lock no submitter holds it: if it is still empty
         // and inactive, nobody can push to it any more.
-        let idle = t.len().load(Ordering::SeqCst) == 0 && !t.active().load(Ordering::SeqCst);
+        let idle = {
+            let q = t.queue.lock();
+            q.items.is_empty() && !q.active
+        };
         let known = table
             .by_name
             .get(&t.name)
             .is_some_and(|k| Arc::ptr_eq(k, t));
         if idle && known && table.by_name.len() > active + IDLE_KEPT {
             table.by_name.remove(&t.name);
-            table.keep_counts(&t.name, t.counts());
+            table.keep_counts(&t.name, t.counts().0);
         }
     }
 
@@ -464,8 +485,9 @@ impl<T: Tenanted> Fair<T> {
             let table = level.table.read();
             for (name, t) in &table.by_name {
                 let e = merged.entry(Arc::clone(name)).or_default();
-                e.0.add(&t.counts());
-                e.1 += t.len().load(Ordering::Relaxed);
+                let (c, waiting) = t.counts();
+                e.0.add(&c);
+                e.1 += waiting;
             }
             for (name, c) in &table.book {
                 merged.entry(Arc::clone(name)).or_default().0.add(c);
@@ -516,6 +538,7 @@ pub(crate) const OTHER_TENANTS: &str = "(other)";
 mod tests {
     use super::*;
     use crossbeam_channel::bounded;
+    use std::sync::atomic::AtomicUsize;
 
     struct For(Option<Arc<str>>);
 
@@ -551,7 +574,7 @@ mod tests {
                         while pushed < per {
                             i += 1;
                             let n = names[i % names.len()].clone();
-                            if fair.push(0, For(n), &tx).is_ok() {
+                            if fair.push(0, For(n), &tx, false).is_ok() {
                                 pushed += 1;
                             } else {
                                 std::thread::yield_now();

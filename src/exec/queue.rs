@@ -108,13 +108,42 @@ impl<T: Tenanted + Keyed> Levels<T> {
     /// with fairness, its tenant's share of it) is full.
     #[inline]
     pub(crate) fn try_send(&self, p: Priority, t: T) -> Result<(), TrySendError<T>> {
+        self.send_at(p, t, false)
+    }
+
+    /// [`Levels::try_send`] for a blocking submit that waits and tries
+    /// again: its tenant is not counted a refusal until it gives up
+    /// ([`Levels::count_refused`]).
+    pub(crate) fn try_send_waiting(&self, p: Priority, t: T) -> Result<(), TrySendError<T>> {
+        self.send_at(p, t, true)
+    }
+
+    #[inline]
+    fn send_at(&self, p: Priority, t: T, waiting: bool) -> Result<(), TrySendError<T>> {
         let lane = p.index() + 1;
         match &self.fair {
             None => self.tx[lane].try_send(Some(t)).map_err(unwrap_err),
             Some(fair) => fair
-                .push(p.index(), t, &self.tx[lane])
+                .push(p.index(), t, &self.tx[lane], waiting)
                 .map_err(|fair::Refused::Full(t)| TrySendError::Full(t)),
         }
+    }
+
+    /// Counts a refusal against `t`'s tenant at level `p` (tenant
+    /// fairness): a blocking submit gave up waiting for its share.
+    pub(crate) fn count_refused(&self, p: Priority, t: &T) {
+        if let Some(f) = &self.fair {
+            f.count_refused(p.index(), t);
+        }
+    }
+
+    /// Waits up to `timeout` for room in the share of `t`'s tenant at
+    /// level `p` (tenant fairness); false, at once, when there is no share
+    /// to wait for: fairness is off or the share is not full.
+    pub(crate) fn wait_for_share(&self, p: Priority, t: &T, timeout: Duration) -> bool {
+        self.fair
+            .as_ref()
+            .is_some_and(|f| f.wait_for_share(p.index(), t, timeout))
     }
 
     /// Queues a probe in the front lane.
@@ -188,14 +217,9 @@ impl<T: Tenanted + Keyed> Levels<T> {
             }
             loop {
                 let t = match r.try_recv() {
-                    Ok(Some(t)) => {
-                        // In a fair level, a request that went straight
-                        // onto the channel: its room is free again.
-                        if let Some((f, l)) = self.fair.as_ref().zip(level) {
-                            f.took_straight(l);
-                        }
-                        t
-                    }
+                    // A request (in a fair level, one that went straight
+                    // onto the channel).
+                    Ok(Some(t)) => t,
                     // Tokens come only in level lanes (the probes' lane
                     // carries requests), so `level` is set.
                     Ok(None) => match self.fair.as_ref().zip(level).map(|(f, l)| f.pop(l)) {

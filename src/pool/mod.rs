@@ -439,7 +439,8 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Pool<I, O> {
             failed: 0,
             same_group_fallback: s.retries().policy().same_group_fallback,
         };
-        let (job, refusal) = match s.groups().offer(job, who, true) {
+        let waits = !matches!(wait, Wait::No);
+        let (job, refusal) = match s.groups().offer(job, who, true, waits) {
             Ok(_) => {
                 s.ledger().accepted();
                 return Ok(TaskHandle::new(slot));
