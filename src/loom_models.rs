@@ -1,4 +1,4 @@
-//! Loom models of the three protocols that carry the crate's promise. They
+//! Loom models of the four protocols that carry the crate's promise. They
 //! run the real code, built with loom's atomics, lock and condvar
 //! (`core::sync`), through every interleaving loom explores:
 //!
@@ -18,6 +18,11 @@
 //! 3. The ledger's idle wake-up: `wait_idle` returns once the last
 //!    outcome is recorded; under loom a wait has no deadline, so a lost
 //!    wake-up is a deadlock the model reports.
+//! 4. A fair level's tenant queue: a worker's take racing a push either
+//!    sees the pushed request or leaves the tenant inactive so the push
+//!    announces it again (never neither: a stranded request; never both),
+//!    and a submitter waiting for room in its tenant's share is woken by
+//!    the take that makes room.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +31,7 @@ use loom::thread;
 
 use crate::core::{CancelReason, Ledger, Outcome, Slot, Status, TaskError, TaskHandle};
 use crate::exec::admission::Gate;
+use crate::exec::fair::{Lane, Tenant};
 
 /// A slot for one accepted request, with its ledger.
 fn accepted_slot() -> (Arc<Ledger>, Arc<Slot<u32>>) {
@@ -148,5 +154,50 @@ fn ledger_wakes_the_idle_waiter_after_the_last_outcome() {
         assert!(ledger.wait_idle(Instant::now() + Duration::from_secs(3600)));
         assert_eq!(ledger.in_flight(), 0);
         worker.join().unwrap();
+    });
+}
+
+#[test]
+fn a_tenants_take_racing_a_push_strands_nothing() {
+    loom::model(|| {
+        let tenant = Arc::new(Tenant::<u32>::new(Arc::from("a"), 1));
+        assert!(matches!(tenant.enqueue(1, 4, || true), Ok(true)));
+        let mut lane = Lane::new(Arc::clone(&tenant));
+        let submitter = {
+            let tenant = Arc::clone(&tenant);
+            thread::spawn(move || tenant.enqueue(2, 4, || true))
+        };
+        let (first, emptied) = lane.take().expect("one was queued");
+        let announced = submitter.join().unwrap().expect("the share has room");
+        assert_eq!(first, 1);
+        // The take saw the second request and the tenant stays in the ring
+        // with it, or it emptied the tenant and the push announced it again.
+        assert_eq!(emptied, announced, "a request stranded or announced twice");
+        let mut lane = if emptied {
+            Lane::new(Arc::clone(&tenant))
+        } else {
+            lane
+        };
+        assert_eq!(lane.take(), Some((2, true)));
+    });
+}
+
+#[test]
+fn a_submitter_waiting_for_its_tenants_share_is_woken_by_the_take() {
+    loom::model(|| {
+        let tenant = Arc::new(Tenant::<u32>::new(Arc::from("a"), 1));
+        assert!(matches!(tenant.enqueue(1, 1, || true), Ok(true)));
+        let mut lane = Lane::new(Arc::clone(&tenant));
+        let submitter = {
+            let tenant = Arc::clone(&tenant);
+            thread::spawn(move || {
+                // No deadline under loom: only the take's bell (or seeing
+                // the room) ends this wait.
+                tenant.wait_for_room(1, Instant::now() + Duration::from_secs(3600));
+                tenant.enqueue(2, 1, || true)
+            })
+        };
+        assert_eq!(lane.take().map(|(x, _)| x), Some(1));
+        assert!(submitter.join().unwrap().is_ok(), "the take made room");
     });
 }

@@ -14,10 +14,15 @@
 //! active; if it was not, the submitter announces the tenant on the
 //! level's activation channel. A worker that receives a token takes the
 //! workers' lock on the ring, moves the announced tenants into it, and
-//! pops, under that tenant's lock, from the ring's pick; tokens are
-//! interchangeable. A tenant's lock is held for one push or one pop, so a
-//! submitter meets at most the one worker popping that tenant, never the
-//! other tenants' submitters or the ring.
+//! takes the oldest request of the ring's pick; tokens are
+//! interchangeable. Each tenant in the ring holds the requests handed to
+//! it; when they run out, the worker takes the tenant's lock once and
+//! hands over everything pushed since (two buffers swapped, nothing
+//! copied or allocated), so under a backlog a worker takes a tenant's lock
+//! once per batch, not once per request, and a submitter rarely meets a
+//! worker there. The share (the tenant's requests waiting, handed over or
+//! not) is counted by the submitters' pushes against the workers' takes,
+//! each written by its own side.
 //!
 //! Two counts keep this sound. Tokens never exceed requests queued and not
 //! yet popped (a request is pushed before its token is sent, and popped
@@ -38,11 +43,12 @@
 //! a request, not a token, and skips the tenant's queue and the ring: a
 //! lightly loaded pool pays one look at the channel for fairness.
 //!
-//! A pop that empties a tenant marks it inactive in the same critical
-//! section, and the tenant leaves the ring; its next push finds it
-//! inactive and announces it again. A blocking submit whose tenant's share
-//! is full while the level has room waits on the tenant's condition
-//! variable, rung by the pop that makes room.
+//! A take that empties a tenant (nothing handed over left, nothing pushed
+//! since) marks it inactive under the tenant's lock, and the tenant
+//! leaves the ring; its next push finds it inactive and announces it
+//! again. A blocking submit whose tenant's share is full while the level
+//! has room waits on the tenant's condition variable, rung by the take
+//! that makes room. Both are model-checked (`loom_models`).
 
 #![forbid(unsafe_code)]
 
@@ -53,10 +59,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use crossbeam_utils::CachePadded;
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 
 use crate::config::TenantsConfig;
-use crate::core::{saturating_add, Job, LevelCapacity, Priority, TenantStats};
+use crate::core::{saturating_add, sync, Job, LevelCapacity, Priority, TenantStats};
 use crate::policy::drr::{Drr, DEFAULT_TENANT};
 
 /// Tenants with nothing waiting kept (with their queue) for when they
@@ -100,28 +106,49 @@ impl Counts {
 }
 
 /// One tenant's queue in one level.
-struct Tenant<T> {
+pub(crate) struct Tenant<T> {
     name: Arc<str>,
     weight: u32,
-    /// Its requests and its place in the ring, under one lock that a
-    /// submitter holds for a push and a worker for a pop.
-    queue: CachePadded<Mutex<TenantQueue<T>>>,
-    /// Rung when a request leaves a queue that submitters wait on for room
-    /// in the tenant's share.
-    room: Condvar,
-    /// What submitters count alone, on a line of its own.
+    /// Its requests not yet handed to the ring, under a lock that a
+    /// submitter holds for a push and a worker for a hand-over.
+    queue: CachePadded<sync::Mutex<TenantQueue<T>>>,
+    /// Requests the workers took (written under the ring's lock, one
+    /// worker at a time).
+    taken: CachePadded<sync::AtomicU64>,
+    /// Submitters waiting for room in the share, and the bell that
+    /// wakes them when a request is taken.
+    waiting: sync::AtomicUsize,
+    room: sync::Condvar,
+    /// What submitters count alone, on a line of their own.
     counts: CachePadded<SubmitterCounts>,
 }
 
 struct TenantQueue<T> {
-    /// Its requests, oldest first: at most the tenant's share.
-    items: VecDeque<T>,
+    /// Pushed and not yet handed to the ring, oldest first.
+    incoming: VecDeque<T>,
+    /// The ring's buffer while the tenant is out of it, kept so that
+    /// coming back allocates nothing.
+    spare: VecDeque<T>,
     /// In the ring, announced to it, or about to be (module docs).
     active: bool,
-    /// Requests taken from `items`.
-    served: u64,
-    /// Submitters waiting for room in the share.
-    waiting: u32,
+    /// Requests pushed (all time).
+    pushed: u64,
+    /// `taken` as this queue last read it: at most the real one, so
+    /// `pushed - taken_seen` never counts fewer waiting than there are.
+    taken_seen: u64,
+}
+
+impl<T> TenantQueue<T> {
+    /// Whether its share, `bound` requests waiting, has room; reads the
+    /// workers' count only when the last one read says it has none.
+    fn has_room(&mut self, taken: &sync::AtomicU64, bound: usize) -> bool {
+        let bound = bound as u64;
+        if self.pushed - self.taken_seen < bound {
+            return true;
+        }
+        self.taken_seen = taken.load(Ordering::Acquire);
+        self.pushed - self.taken_seen < bound
+    }
 }
 
 struct SubmitterCounts {
@@ -129,18 +156,68 @@ struct SubmitterCounts {
     straight: AtomicU64,
 }
 
+/// A tenant in a level's ring, with the requests handed to the ring: the
+/// workers take them one by one under the ring's lock, and the tenant's
+/// own lock only when these run out.
+pub(crate) struct Lane<T> {
+    tenant: Arc<Tenant<T>>,
+    ready: VecDeque<T>,
+}
+
+impl<T> Lane<T> {
+    /// The lane of a tenant joining the ring.
+    pub(crate) fn new(tenant: Arc<Tenant<T>>) -> Self {
+        Self {
+            tenant,
+            ready: VecDeque::new(),
+        }
+    }
+
+    /// Takes the tenant's oldest request (under the ring's lock), and
+    /// whether that emptied the tenant: it is then inactive from this step
+    /// on and leaves the ring; its next push announces it again.
+    pub(crate) fn take(&mut self) -> Option<(T, bool)> {
+        if self.ready.is_empty() {
+            let mut q = self.tenant.queue.lock();
+            if self.ready.capacity() == 0 {
+                self.ready = std::mem::take(&mut q.spare);
+            }
+            std::mem::swap(&mut self.ready, &mut q.incoming);
+        }
+        let item = self.ready.pop_front()?;
+        self.tenant.took();
+        // Handed over all it had: take what came meanwhile, or, if nothing
+        // did, go inactive.
+        let emptied = self.ready.is_empty() && {
+            let mut q = self.tenant.queue.lock();
+            if q.incoming.is_empty() {
+                q.active = false;
+                q.spare = std::mem::take(&mut self.ready);
+                true
+            } else {
+                std::mem::swap(&mut self.ready, &mut q.incoming);
+                false
+            }
+        };
+        Some((item, emptied))
+    }
+}
+
 impl<T> Tenant<T> {
-    fn new(name: Arc<str>, weight: u32) -> Self {
+    pub(crate) fn new(name: Arc<str>, weight: u32) -> Self {
         Self {
             name,
             weight,
-            queue: CachePadded::new(Mutex::new(TenantQueue {
-                items: VecDeque::new(),
+            queue: CachePadded::new(sync::Mutex::new(TenantQueue {
+                incoming: VecDeque::new(),
+                spare: VecDeque::new(),
                 active: false,
-                served: 0,
-                waiting: 0,
+                pushed: 0,
+                taken_seen: 0,
             })),
-            room: Condvar::new(),
+            taken: CachePadded::new(sync::AtomicU64::new(0)),
+            waiting: sync::AtomicUsize::new(0),
+            room: sync::Condvar::new(),
             counts: CachePadded::new(SubmitterCounts {
                 refused: AtomicU64::new(0),
                 straight: AtomicU64::new(0),
@@ -152,21 +229,85 @@ impl<T> Tenant<T> {
         &self.counts.refused
     }
 
+    /// Queues `item` if its share of at most `bound` waiting has room and
+    /// `token` (sending the request's token) succeeds; `Ok(true)` when
+    /// that made the tenant active (the caller announces it), the item
+    /// back when either has no room.
+    pub(crate) fn enqueue(
+        &self,
+        item: T,
+        bound: usize,
+        token: impl FnOnce() -> bool,
+    ) -> Result<bool, T> {
+        let mut q = self.queue.lock();
+        if !q.has_room(&self.taken, bound) {
+            return Err(item);
+        }
+        // The request is queued before its token is sent, and both under
+        // the tenant's lock, so a worker holding the token finds it; a
+        // token with no room takes its request back out, from the back
+        // where nobody else could have put anything since.
+        q.incoming.push_back(item);
+        if !token() {
+            return Err(q.incoming.pop_back().expect("pushed above"));
+        }
+        q.pushed += 1;
+        Ok(!std::mem::replace(&mut q.active, true))
+    }
+
+    /// Waits until its share of at most `bound` waiting has room, or
+    /// `until`; false, at once, when it has room already.
+    pub(crate) fn wait_for_room(&self, bound: usize, until: Instant) -> bool {
+        let mut q = self.queue.lock();
+        if q.has_room(&self.taken, bound) {
+            return false;
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        // SeqCst: the submitter's half of the bell (`Tenant::took`):
+        // raise `waiting`, then (`has_room`) read `taken`.
+        sync::fence(Ordering::SeqCst);
+        while !q.has_room(&self.taken, bound) {
+            if self.room.wait_until(&mut q, until) {
+                break;
+            }
+        }
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        true
+    }
+
+    /// A worker took one of its requests (under the ring's lock): counts
+    /// it, and rings the bell if a submitter waits for room.
+    fn took(&self) {
+        // One worker at a time writes (the ring's lock): a load and a
+        // store, not a read-modify-write.
+        let n = self.taken.load(Ordering::Relaxed) + 1;
+        self.taken.store(n, Ordering::Release);
+        // SeqCst: a Dekker pair with `wait_for_room` (raise `waiting`, then
+        // read `taken`), so either that submitter sees this request gone
+        // or this worker sees it waiting. Fences, as the model checker
+        // orders them (it does not order SeqCst loads and stores).
+        sync::fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::Relaxed) > 0 {
+            // Taken under the lock the waiter checks and sleeps in, so the
+            // bell cannot ring between its check and its sleep.
+            let _q = self.queue.lock();
+            self.room.notify_all();
+        }
+    }
+
     /// Its counts and its requests waiting: every request accepted is
     /// served or still waiting; one queued straight onto an idle level
     /// counts as served at once.
     fn counts(&self) -> (Counts, usize) {
-        let (served, waiting) = {
-            let q = self.queue.lock();
-            (q.served, q.items.len())
-        };
-        let served = served + self.counts.straight.load(Ordering::Relaxed);
+        let pushed = self.queue.lock().pushed;
+        let taken = self.taken.load(Ordering::Acquire).min(pushed);
+        let straight = self.counts.straight.load(Ordering::Relaxed);
         let c = Counts {
-            accepted: served + waiting as u64,
-            served,
+            accepted: pushed + straight,
+            served: taken + straight,
             refused: self.refused().load(Ordering::Relaxed),
         };
-        (c, waiting)
+        (c, (pushed - taken) as usize)
     }
 }
 
@@ -197,7 +338,7 @@ struct Level<T> {
     announce_tx: Sender<Arc<Tenant<T>>>,
     announce_rx: Receiver<Arc<Tenant<T>>>,
     /// The workers' ring.
-    ring: Mutex<Drr<Arc<Tenant<T>>>>,
+    ring: Mutex<Drr<Lane<T>>>,
 }
 
 /// Per-level tenant queues and round robins of one group.
@@ -288,7 +429,11 @@ impl<T: Tenanted> Fair<T> {
         // Counts of an earlier life go on from where they were (a
         // forgotten tenant had nothing waiting: accepted were served).
         if let Some(c) = table.book.remove(&**name) {
-            t.queue.lock().served += c.served;
+            let mut q = t.queue.lock();
+            q.pushed += c.served;
+            q.taken_seen += c.served;
+            t.taken.fetch_add(c.served, Ordering::AcqRel);
+            drop(q);
             t.refused().fetch_add(c.refused, Ordering::Relaxed);
         }
         let table = parking_lot::RwLockWriteGuard::downgrade(table);
@@ -329,29 +474,15 @@ impl<T: Tenanted> Fair<T> {
         } else {
             item
         };
-        let announce = {
-            let mut q = t.queue.lock();
-            if q.items.len() >= level.max_per_tenant {
-                drop(q);
-                return refuse(item);
+        match t.enqueue(item, level.max_per_tenant, || tx.try_send(None).is_ok()) {
+            // The push that made the tenant active announces it.
+            Ok(true) => {
+                let _ = level.announce_tx.send(Arc::clone(t));
+                Ok(())
             }
-            // The request is queued before its token is sent, and both
-            // under the tenant's lock, so a worker holding the token finds
-            // it; a token with no room takes its request back out, from
-            // the back where nobody else could have put anything since.
-            q.items.push_back(item);
-            if tx.try_send(None).is_err() {
-                let item = q.items.pop_back().expect("pushed above");
-                drop(q);
-                return refuse(item);
-            }
-            !std::mem::replace(&mut q.active, true)
-        };
-        // The push that made the tenant active announces it.
-        if announce {
-            let _ = level.announce_tx.send(Arc::clone(t));
+            Ok(false) => Ok(()),
+            Err(item) => refuse(item),
         }
-        Ok(())
     }
 
     /// Waits up to `timeout` for room in the share of `item`'s tenant at
@@ -364,18 +495,7 @@ impl<T: Tenanted> Fair<T> {
             return false;
         };
         let until = saturating_add(Instant::now(), timeout);
-        let mut q = t.queue.lock();
-        if q.items.len() < level.max_per_tenant {
-            return false;
-        }
-        q.waiting += 1;
-        while q.items.len() >= level.max_per_tenant {
-            if t.room.wait_until(&mut q, until).timed_out() {
-                break;
-            }
-        }
-        q.waiting -= 1;
-        true
+        t.wait_for_room(level.max_per_tenant, until)
     }
 
     /// Counts a refusal against `item`'s tenant at level `lane`: a
@@ -400,10 +520,10 @@ impl<T: Tenanted> Fair<T> {
     pub(crate) fn pop(&self, lane: usize) -> Option<T> {
         let level = &self.levels[lane];
         let mut ring = level.ring.lock();
-        let absorb = |ring: &mut Drr<Arc<Tenant<T>>>| {
-            while let Ok(t) = level.announce_rx.try_recv() {
-                let w = t.weight;
-                ring.activate(t, w);
+        let absorb = |ring: &mut Drr<Lane<T>>| {
+            while let Ok(tenant) = level.announce_rx.try_recv() {
+                let w = tenant.weight;
+                ring.activate(Lane::new(tenant), w);
             }
         };
         // The token's request is in some tenant of the ring or of the
@@ -416,22 +536,7 @@ impl<T: Tenanted> Fair<T> {
         absorb(&mut ring);
         let mut left = ring.len();
         loop {
-            let taken = {
-                let t = ring.front()?;
-                let mut q = t.queue.lock();
-                q.items.pop_front().map(|item| {
-                    q.served += 1;
-                    // An emptied tenant is inactive from the same step on
-                    // and leaves the ring; its next push announces it again.
-                    let emptied = q.items.is_empty();
-                    q.active = !emptied;
-                    if q.waiting > 0 {
-                        t.room.notify_one();
-                    }
-                    (item, emptied)
-                })
-            };
-            let Some((item, emptied)) = taken else {
+            let Some((item, emptied)) = ring.front()?.take() else {
                 ring.skip();
                 if left == 0 {
                     return None;
@@ -440,8 +545,8 @@ impl<T: Tenanted> Fair<T> {
                 absorb(&mut ring);
                 continue;
             };
-            if let Some(t) = ring.served(emptied) {
-                self.forget_idle(level, &t, ring.len());
+            if let Some(lane) = ring.served(emptied) {
+                self.forget_idle(level, &lane.tenant, ring.len());
             }
             return Some(item);
         }
@@ -464,7 +569,7 @@ impl<T: Tenanted> Fair<T> {
         // and inactive, nobody can push to it any more.
         let idle = {
             let q = t.queue.lock();
-            q.items.is_empty() && !q.active
+            q.incoming.is_empty() && !q.active
         };
         let known = table
             .by_name
@@ -616,6 +721,14 @@ mod tests {
             }
             let popped = popped.load(Ordering::SeqCst);
             assert_eq!(popped, 3 * per);
+            // Every tenant's count of accepted requests is its served ones
+            // (none is left waiting), and refusals are counted apart.
+            let stats = fair.stats();
+            let accepted: u64 = stats.iter().map(|t| t.accepted).sum();
+            assert_eq!(accepted, total as u64);
+            for t in &stats {
+                assert_eq!((t.accepted, t.queued), (t.served, 0), "{t:?}");
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ pub(crate) mod admission;
 mod affinity;
 pub(crate) mod dispatch;
 pub(crate) mod drain;
-mod fair;
+pub(crate) mod fair;
 pub(crate) mod group;
 mod park;
 pub(crate) mod pinning;

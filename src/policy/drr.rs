@@ -57,12 +57,12 @@ impl<K> Drr<K> {
 
     /// The tenant to serve next: the front one, which earns its weight when
     /// its turn begins. Follow with [`Drr::served`] or [`Drr::skip`].
-    pub(crate) fn front(&mut self) -> Option<&K> {
+    pub(crate) fn front(&mut self) -> Option<&mut K> {
         let t = self.ring.front_mut()?;
         if t.deficit == 0 {
             t.deficit = t.weight;
         }
-        Some(&t.key)
+        Some(&mut t.key)
     }
 
     /// The front tenant was served one request; `emptied`: it has nothing
@@ -144,16 +144,16 @@ mod tests {
         let mut d = Drr::default();
         d.activate("a", 2);
         d.activate("b", 1);
-        assert_eq!(d.front(), Some(&"a"));
+        assert_eq!(d.front().copied(), Some("a"));
         assert_eq!(d.served(false), None);
         // `a` has one left of its turn, but nothing to take yet.
         d.skip();
-        assert_eq!(d.front(), Some(&"b"));
+        assert_eq!(d.front().copied(), Some("b"));
         assert_eq!(d.served(true), Some("b"));
         // Back to `a`, which spends the rest of its turn, then empties.
-        assert_eq!(d.front(), Some(&"a"));
+        assert_eq!(d.front().copied(), Some("a"));
         assert_eq!(d.served(true), Some("a"));
-        assert_eq!((d.len(), d.front()), (0, None));
+        assert_eq!((d.len(), d.front().copied()), (0, None));
     }
 
     proptest! {
