@@ -30,9 +30,10 @@
 //! request in some tenant of the ring, or announced, or about to be (a
 //! submitter that finds its tenant already active sends its token without
 //! announcing, and the submitter that made it active may not have
-//! announced it yet: a worker that finds nothing hands its token back to
-//! the level's channel and looks again later, never waiting with the lock
-//! held). And every request waiting at a level has its token (or itself)
+//! announced it yet: a worker that finds nothing keeps its token and looks
+//! again, spinning then yielding, never waiting with the ring's lock held;
+//! it never hands the token back to the channel, whose room may be taken
+//! meanwhile by a new request's token, which would lose it). And every request waiting at a level has its token (or itself)
 //! in the level's channel, or is being popped by a worker that holds one,
 //! so the channel's capacity bounds the level: a submitter that waits for
 //! room on the channel waits for exactly the room the level has.
@@ -514,10 +515,27 @@ impl<T: Tenanted> Fair<T> {
         }
     }
 
-    /// The next item of level `lane` by the round robin, after a token was
-    /// received; `None` when its request is not announced yet (the caller
-    /// then hands the token back).
-    pub(crate) fn pop(&self, lane: usize) -> Option<T> {
+    /// The next item of level `lane` by the round robin, for a token just
+    /// received. Its request is queued (a token is sent only after its
+    /// request, under the tenant's lock), but its tenant may not be
+    /// announced yet: its submitter is between the two steps. The worker
+    /// then waits for it, spinning and yielding, without the ring's lock.
+    /// It must not hand the token back to the channel: the room it left
+    /// there may be taken meanwhile by a new request's token, and a token
+    /// with no room would be lost, stranding a request.
+    pub(crate) fn take_for_token(&self, lane: usize) -> T {
+        let backoff = crossbeam_utils::Backoff::new();
+        loop {
+            if let Some(item) = self.pop(lane) {
+                return item;
+            }
+            backoff.snooze();
+        }
+    }
+
+    /// The next item of level `lane` by the round robin; `None` when the
+    /// request a token stands for is not announced yet.
+    fn pop(&self, lane: usize) -> Option<T> {
         let level = &self.levels[lane];
         let mut ring = level.ring.lock();
         let absorb = |ring: &mut Drr<Lane<T>>| {
@@ -531,8 +549,8 @@ impl<T: Tenanted> Fair<T> {
         // its tenant active sent its token without announcing, and the one
         // that made the tenant active may still be between that and its
         // announcement. Look round the ring (announcements included) once;
-        // if nothing is there yet, say so, and the caller hands the token
-        // back to the level's channel rather than wait holding the lock.
+        // if nothing is there yet, say so, and the caller looks again
+        // rather than wait holding the lock.
         absorb(&mut ring);
         let mut left = ring.len();
         loop {
@@ -690,25 +708,25 @@ mod tests {
                 .collect();
             let total = 3 * per;
             let popped = Arc::new(AtomicUsize::new(0));
+            // A lost token would leave a request that no token fetches:
+            // the poppers are stopped after a bound instead of hanging.
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let poppers: Vec<_> = (0..2)
                 .map(|_| {
-                    let (fair, rx, tx, popped) =
-                        (fair.clone(), rx.clone(), tx.clone(), popped.clone());
+                    let (fair, rx, popped, stop) =
+                        (fair.clone(), rx.clone(), popped.clone(), stop.clone());
                     std::thread::spawn(move || {
-                        while popped.load(Ordering::SeqCst) < total {
-                            let got = match rx.recv_timeout(std::time::Duration::from_millis(5)) {
+                        while popped.load(Ordering::SeqCst) < total && !stop.load(Ordering::SeqCst)
+                        {
+                            match rx.recv_timeout(std::time::Duration::from_millis(5)) {
                                 // Queued straight onto the idle level.
-                                Ok(Some(_)) => Some(For(None)),
-                                Ok(None) => fair.pop(0),
-                                Err(_) => continue,
-                            };
-                            match got {
-                                Some(_) => {
-                                    popped.fetch_add(1, Ordering::SeqCst);
+                                Ok(Some(_)) => {}
+                                Ok(None) => {
+                                    fair.take_for_token(0);
                                 }
-                                // Not announced yet: the token goes back.
-                                None => tx.try_send(None).expect("room for the token"),
+                                Err(_) => continue,
                             }
+                            popped.fetch_add(1, Ordering::SeqCst);
                         }
                     })
                 })
@@ -716,6 +734,11 @@ mod tests {
             for s in submitters {
                 s.join().unwrap();
             }
+            let bound = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while popped.load(Ordering::SeqCst) < total && std::time::Instant::now() < bound {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            stop.store(true, Ordering::SeqCst);
             for p in poppers {
                 p.join().unwrap();
             }

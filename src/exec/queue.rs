@@ -222,18 +222,8 @@ impl<T: Tenanted + Keyed> Levels<T> {
                     Ok(Some(t)) => t,
                     // Tokens come only in level lanes (the probes' lane
                     // carries requests), so `level` is set.
-                    Ok(None) => match self.fair.as_ref().zip(level).map(|(f, l)| f.pop(l)) {
-                        Some(Some(t)) => t,
-                        Some(None) => {
-                            // Its request is not announced yet (a submitter
-                            // is between two steps): the token goes back,
-                            // to be taken again; there is room, as it came
-                            // from there. The shutdown's sweep never sees
-                            // this: the gate has closed and every submitter
-                            // has left by then.
-                            let _ = self.tx[lane].try_send(None);
-                            break;
-                        }
+                    Ok(None) => match self.fair.as_ref().zip(level) {
+                        Some((f, l)) => f.take_for_token(l),
                         None => break,
                     },
                     Err(_) => break,
