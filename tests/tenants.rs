@@ -141,8 +141,12 @@ fn a_quiet_tenant_waits_a_bounded_number_of_services_under_a_flood() {
     held.wait().unwrap();
     // The quiet tenant submits one request at a time. Counted in services:
     // once its submit has returned (the request is queued), the worker
-    // serves at most the call it may be starting and one noisy request
-    // before it (equal weights), however deep the noisy backlog.
+    // serves at most the call it may be starting, one noisy request that
+    // found the level idle and went straight onto the channel (the round
+    // robin does not charge it: only when the flood stalls long enough for
+    // its backlog to drain), and one noisy turn (equal weights), however
+    // deep the noisy backlog; without fairness it would wait for the whole
+    // backlog, up to its share of 64.
     let mut worst = 0;
     for _ in 0..200 {
         let before = served.lock().len();
@@ -158,7 +162,7 @@ fn a_quiet_tenant_waits_a_bounded_number_of_services_under_a_flood() {
     for h in handles {
         h.wait().unwrap();
     }
-    assert!(worst <= 2, "the quiet tenant waited {worst} services");
+    assert!(worst <= 3, "the quiet tenant waited {worst} services");
     let refused = refusals.load(Ordering::Relaxed);
     let pool = Arc::try_unwrap(pool).unwrap();
     let stats = pool.shutdown(LONG).stats;

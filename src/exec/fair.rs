@@ -42,7 +42,11 @@
 //! holds anything but what workers holding tokens are taking) has no order
 //! to keep, so a request that finds it so goes straight onto the channel as
 //! a request, not a token, and skips the tenant's queue and the ring: a
-//! lightly loaded pool pays one look at the channel for fairness.
+//! lightly loaded pool pays one look at the channel for fairness. The ring
+//! does not charge that request to its tenant's turn, so a tenant arriving
+//! just after it may wait for it and for one turn of the same tenant: one
+//! service more than the round robin alone would make it wait, at most
+//! (only the head of the channel can be such a request).
 //!
 //! A take that empties a tenant (nothing handed over left, nothing pushed
 //! since) marks it inactive under the tenant's lock, and the tenant
