@@ -24,11 +24,13 @@ MAY_USE = {
     "core": {"core"},
     "config": {"core", "config"},
     "policy": {"core", "config", "policy"},
-    "openvino": {"core", "config", "openvino"},
+    "tensor": {"core", "tensor"},
+    "openvino": {"core", "config", "tensor", "openvino"},
+    "remote": {"core", "config", "tensor", "remote"},
     "metrics": {"core", "metrics"},
     "exec": {"core", "config", "policy", "exec"},
-    "pool": {"core", "config", "policy", "exec", "openvino", "metrics", "pool"},
-    "runtime": {"core", "config", "policy", "exec", "openvino", "metrics", "pool", "runtime"},
+    "pool": {"core", "config", "policy", "exec", "tensor", "openvino", "remote", "metrics", "pool"},
+    "runtime": {"core", "config", "policy", "exec", "tensor", "openvino", "remote", "metrics", "pool", "runtime"},
 }
 
 

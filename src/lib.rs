@@ -74,7 +74,10 @@ pub mod metrics;
 pub mod openvino;
 mod policy;
 mod pool;
+#[cfg(feature = "remote")]
+pub mod remote;
 mod runtime;
+pub mod tensor;
 
 pub use crate::config::{
     ranges, AffinityConfig, AllOpenPolicy, BackendConfig, BatchingConfig, BreakerConfig,

@@ -17,6 +17,8 @@ mod memory;
 #[cfg(feature = "openvino")]
 pub(crate) mod openvino;
 pub mod ranges;
+#[cfg(feature = "remote")]
+pub(crate) mod remote;
 mod routing;
 mod runtime;
 mod tenants;
@@ -213,6 +215,24 @@ pub struct BackendConfig {
     #[cfg(not(feature = "openvino"))]
     #[serde(default, skip_serializing, deserialize_with = "openvino_feature_off")]
     openvino: Option<()>,
+    /// Send the group's requests to inference servers that speak the Open
+    /// Inference Protocol.
+    #[cfg(feature = "remote")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<remote::RemoteConfig>,
+    /// Without the feature, `remote:` is still recognised, so that the
+    /// error says how to turn the backend on.
+    #[cfg(not(feature = "remote"))]
+    #[serde(default, skip_serializing, deserialize_with = "remote_feature_off")]
+    remote: Option<()>,
+}
+
+#[cfg(not(feature = "remote"))]
+fn remote_feature_off<'de, D: serde::Deserializer<'de>>(_: D) -> Result<Option<()>, D::Error> {
+    Err(serde::de::Error::custom(
+        "this build of accelpool has no remote backend: its `remote` feature is off. \
+         Turn it on: `features = [\"remote\"]` on the accelpool dependency",
+    ))
 }
 
 #[cfg(not(feature = "openvino"))]
@@ -227,13 +247,47 @@ fn openvino_feature_off<'de, D: serde::Deserializer<'de>>(_: D) -> Result<Option
 impl BackendConfig {
     fn validate(&self, path: &str) -> Result<(), ConfigError> {
         #[cfg(feature = "openvino")]
-        if self.openvino.is_some() {
-            return Ok(());
+        let openvino = self.openvino.is_some();
+        #[cfg(not(feature = "openvino"))]
+        let openvino = false;
+        #[cfg(feature = "remote")]
+        let remote = self.remote.is_some();
+        #[cfg(not(feature = "remote"))]
+        let remote = false;
+        match (openvino, remote) {
+            (true, true) => Err(ConfigError::new(
+                path,
+                "names two backends; keep one of `openvino:` and `remote:`",
+            )),
+            (false, false) => Err(ConfigError::new(
+                path,
+                format!("names no backend; set one of {}", Self::built_in()),
+            )),
+            #[cfg(feature = "remote")]
+            (false, true) => match &self.remote {
+                Some(r) => r.validate(&format!("{path}.remote")),
+                None => Ok(()),
+            },
+            _ => Ok(()),
         }
-        Err(ConfigError::new(
-            path,
-            "names no backend; set `openvino:` (the only backend this build has)",
-        ))
+    }
+
+    /// The backends this build has, as YAML names them.
+    fn built_in() -> &'static str {
+        match (cfg!(feature = "openvino"), cfg!(feature = "remote")) {
+            (true, true) => "`openvino:` or `remote:`",
+            (true, false) => "`openvino:` (the only backend this build has)",
+            (false, true) => "`remote:` (the only backend this build has)",
+            (false, false) => "none: this build has no backend feature (`openvino`, `remote`)",
+        }
+    }
+
+    /// Whether the group's workers wait on the network rather than compute.
+    pub(crate) fn is_remote(&self) -> bool {
+        #[cfg(feature = "remote")]
+        return self.remote.is_some();
+        #[cfg(not(feature = "remote"))]
+        false
     }
 }
 
@@ -385,6 +439,13 @@ impl GroupConfig {
         self.batching.validate(&format!("{path}.batching"))?;
         if let Some(b) = &self.backend {
             b.validate(&format!("{path}.backend"))?;
+            if b.is_remote() && self.pin {
+                return Err(ConfigError::new(
+                    format!("{path}.pin"),
+                    "a remote group's workers are calls in flight that wait on the network, \
+                     not cores: set `pin: false`",
+                ));
+            }
         }
         for p in Priority::ALL {
             check_count(

@@ -17,12 +17,12 @@ use openvino::{
 use parking_lot::Mutex;
 
 use super::library;
-use super::tensor::{Tensor, TensorData, Tensors};
 use super::OpenVinoConfig;
 use crate::core::{
     BatchItem, BatchResult, InputError, RunContext, Session, SessionError, SessionFactory,
     WorkerInfo,
 };
+use crate::tensor::{find_input, InputShape, ShapeText, Tensor, TensorData, Tensors};
 
 /// Why the OpenVINO backend could not start or run.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -227,12 +227,13 @@ impl Element {
     }
 
     /// The request data type this element is given as (`f16` inputs take `f32` data).
-    fn data_name(self) -> &'static str {
+    fn data(self) -> crate::tensor::ElementType {
+        use crate::tensor::ElementType as Data;
         match self {
-            Element::F32 | Element::F16 => "f32",
-            Element::U8 => "u8",
-            Element::I32 => "i32",
-            Element::I64 => "i64",
+            Element::F32 | Element::F16 => Data::F32,
+            Element::U8 => Data::U8,
+            Element::I32 => Data::I32,
+            Element::I64 => Data::I64,
         }
     }
 }
@@ -248,68 +249,18 @@ pub struct InputSpec {
     pub dims: Vec<Option<usize>>,
 }
 
-impl InputSpec {
-    fn describe(&self) -> String {
-        format!("{} {}", self.element.data_name(), ShapeText(&self.dims))
+impl InputShape for InputSpec {
+    fn name(&self) -> &str {
+        &self.name
     }
 
-    /// Checks a tensor against this input: element type, shape, a shape
-    /// holding at most `max_elements`, and as many data elements as the
-    /// shape holds. Nothing is allocated, whatever the shape.
-    fn check(&self, t: &Tensor, max_elements: usize) -> Result<(), InputError> {
-        let given = || format!("{} {:?}", t.data.element_name(), t.shape);
-        if t.data.element_name() != self.element.data_name() {
-            return Err(InputError::new(&self.name, self.describe(), given()));
-        }
-        // A model compiled for a fixed batch of more than one also takes a
-        // single row there: it runs in a padded batch.
-        let fits = t.shape.len() == self.dims.len()
-            && self
-                .dims
-                .iter()
-                .zip(&t.shape)
-                .enumerate()
-                .all(|(i, (d, &g))| match d {
-                    None => g > 0,
-                    Some(b) if i == 0 && *b > 1 => g == 1 || g == *b,
-                    Some(d) => *d == g,
-                });
-        if !fits {
-            return Err(InputError::new(&self.name, self.describe(), given()));
-        }
-        let Some(n) = super::tensor::element_count(&t.shape, max_elements) else {
-            return Err(InputError::new(
-                &self.name,
-                format!("a shape of at most {max_elements} elements (`max_tensor_elements`)"),
-                format!("shape {:?}", t.shape),
-            ));
-        };
-        if n != t.data.len() {
-            return Err(InputError::new(
-                &self.name,
-                format!("{n} elements for shape {:?}", t.shape),
-                format!("{} elements", t.data.len()),
-            ));
-        }
-        Ok(())
+    /// The element type a request gives (`f16` inputs take `f32` data).
+    fn element(&self) -> crate::tensor::ElementType {
+        self.element.data()
     }
-}
 
-struct ShapeText<'a>(&'a [Option<usize>]);
-
-impl fmt::Display for ShapeText<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[")?;
-        for (i, d) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            match d {
-                Some(n) => write!(f, "{n}")?,
-                None => f.write_str("?")?,
-            }
-        }
-        f.write_str("]")
+    fn dims(&self) -> &[Option<usize>] {
+        &self.dims
     }
 }
 
@@ -355,7 +306,7 @@ impl OpenVinoFactory {
             ("warmup_shapes", &config.warmup_shapes),
         ] {
             for (input, shape) in shapes {
-                if super::tensor::element_count(shape, config.max_tensor_elements).is_none() {
+                if crate::tensor::element_count(shape, config.max_tensor_elements).is_none() {
                     return Err(OpenVinoError::ShapeTooLarge {
                         setting,
                         input: input.clone(),
@@ -739,42 +690,8 @@ impl SessionFactory<Tensors, Tensors> for OpenVinoFactory {
     }
 
     fn validate(&self, input: &Tensors) -> Result<(), InputError> {
-        for spec in self.inputs.iter() {
-            let t = find_input(input, spec, self.inputs.len()).ok_or_else(|| {
-                InputError::new(
-                    &spec.name,
-                    format!("a tensor named `{}` ({})", spec.name, spec.describe()),
-                    format!(
-                        "tensors {:?}",
-                        input.iter().map(|t| t.name.as_str()).collect::<Vec<_>>()
-                    ),
-                )
-            })?;
-            spec.check(t, self.max_elements)?;
-        }
-        if input.len() > self.inputs.len() {
-            let known: Vec<_> = self.inputs.iter().map(|s| s.name.as_str()).collect();
-            let extra = input
-                .iter()
-                .find(|t| !known.contains(&t.name.as_str()))
-                .map_or("?", |t| t.name.as_str());
-            return Err(InputError::new(
-                extra,
-                format!("one of the model's inputs {known:?}"),
-                "an unknown tensor",
-            ));
-        }
-        Ok(())
+        crate::tensor::validate(&self.inputs, input, self.max_elements)
     }
-}
-
-/// The tensor for a model input: by name, or the only tensor of a
-/// single-input model whatever its name.
-fn find_input<'a>(input: &'a [Tensor], spec: &InputSpec, n_inputs: usize) -> Option<&'a Tensor> {
-    input
-        .iter()
-        .find(|t| t.name == spec.name)
-        .or_else(|| (n_inputs == 1 && input.len() == 1).then(|| &input[0]))
 }
 
 /// One worker's OpenVINO session: one infer request, kept with its bound

@@ -20,11 +20,10 @@
 
 mod factory;
 pub mod library;
-mod tensor;
 
 pub use crate::config::openvino::{
     OpenVinoConfig, PerformanceHint, Precision, DEFAULT_MAX_MODEL_BYTES,
     DEFAULT_MAX_TENSOR_ELEMENTS,
 };
+pub use crate::tensor::{ElementType, SharedData, Tensor, TensorData, Tensors};
 pub use factory::{InputSpec, OpenVinoError, OpenVinoFactory, OpenVinoSession};
-pub use tensor::{ElementType, SharedData, Tensor, TensorData, Tensors};

@@ -1,9 +1,15 @@
-//! Named tensors: what an OpenVINO request takes and returns.
+//! Named tensors: what a tensor model's request takes and returns, in
+//! every backend that runs one (OpenVINO in process, a remote inference
+//! server).
 
 #![forbid(unsafe_code)]
 
 use std::fmt;
 use std::sync::Arc;
+
+mod spec;
+
+pub(crate) use spec::{find_input, validate, InputShape, ShapeText};
 
 /// Element data of a tensor. `f16` model outputs are read as `F32`.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,477 @@
+//! [`RemoteFactory`]: a remote group's servers, the model's inputs as their
+//! metadata gives them, and the sessions (one per in-flight call slot)
+//! that send requests to the least loaded server in service.
+
+#![forbid(unsafe_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint as TonicEndpoint};
+
+use super::endpoint::{nanos_since, Endpoint};
+use super::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
+use super::proto::{ModelInferRequest, ModelMetadataRequest, ModelReadyRequest};
+use super::{wire, RemoteError};
+use crate::config::remote::RemoteConfig;
+use crate::core::{
+    ErrorKind, InputError, RunContext, Session, SessionError, SessionFactory, WorkerInfo,
+};
+use crate::tensor::{ElementType, InputShape, Tensors};
+
+/// The largest CA file read.
+const MAX_CA_BYTES: u64 = 1 << 20;
+
+/// One model input as the servers' metadata gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteInput {
+    /// The input's name.
+    pub name: String,
+    /// The element type a request gives.
+    pub element: ElementType,
+    /// Each dimension: `Some(n)` fixed, `None` any size (`-1`).
+    pub dims: Vec<Option<usize>>,
+}
+
+impl InputShape for RemoteInput {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn element(&self) -> ElementType {
+        self.element
+    }
+
+    fn dims(&self) -> &[Option<usize>] {
+        &self.dims
+    }
+}
+
+/// What the sessions of one group share.
+struct Shared {
+    /// Runs the calls: each worker blocks on its own call's future here.
+    runtime: tokio::runtime::Runtime,
+    endpoints: Vec<Endpoint>,
+    model: String,
+    version: String,
+    headers: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
+    call_timeout: Duration,
+    limit: u32,
+    cooldown: u64,
+    max_elements: usize,
+    epoch: Instant,
+    /// Where the search for the least loaded endpoint starts, turning, so
+    /// ties spread.
+    turn: AtomicUsize,
+}
+
+/// Builds the sessions of a remote group: connects to its servers, reads
+/// the model's metadata once (so inputs are checked at submit) and shares
+/// one set of connections among the group's workers, each of which is one
+/// call in flight.
+///
+/// ```no_run
+/// use accelpool::remote::{RemoteConfig, RemoteFactory};
+/// use accelpool::{GroupConfig, Pool};
+///
+/// let remote = RemoteConfig::new(["http://127.0.0.1:8081"], "cls");
+/// let factory = RemoteFactory::new(&remote)?;
+/// let pool = Pool::builder()
+///     .group(GroupConfig::new("fleet").workers(8).pin(false), factory)
+///     .build()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct RemoteFactory {
+    shared: Arc<Shared>,
+    inputs: Arc<[RemoteInput]>,
+    outputs: Vec<String>,
+}
+
+impl std::fmt::Debug for RemoteFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteFactory")
+            .field("model", &self.shared.model)
+            .field(
+                "endpoints",
+                &self
+                    .shared
+                    .endpoints
+                    .iter()
+                    .map(|e| &e.url)
+                    .collect::<Vec<_>>(),
+            )
+            .field("inputs", &self.inputs)
+            .finish()
+    }
+}
+
+impl RemoteFactory {
+    /// Connects to the servers `config` lists and reads the model's
+    /// metadata from the first that answers. Fails with
+    /// [`RemoteError::Unreachable`] when none does.
+    pub fn new(config: &RemoteConfig) -> Result<Self, RemoteError> {
+        config
+            .validate("remote")
+            .map_err(|e| RemoteError::Config(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("accelpool-remote")
+            .enable_all()
+            .build()
+            .map_err(|e| RemoteError::Runtime(e.to_string()))?;
+        let tls = match &config.tls {
+            Some(t) => Some(tls_config(t)?),
+            None => None,
+        };
+        let mut endpoints = Vec::with_capacity(config.endpoints.len());
+        for url in &config.endpoints {
+            let bad = |reason: String| RemoteError::Endpoint {
+                endpoint: url.clone(),
+                reason,
+            };
+            let mut e = TonicEndpoint::from_shared(url.clone())
+                .map_err(|e| bad(e.to_string()))?
+                .connect_timeout(config.connect_timeout)
+                .tcp_nodelay(true);
+            if url.starts_with("https://") {
+                let tls = tls
+                    .clone()
+                    .unwrap_or_else(|| ClientTlsConfig::new().with_native_roots());
+                e = e.tls_config(tls).map_err(|e| bad(format!("TLS: {e}")))?;
+            }
+            // Lazy: a server that is down now is tried again on each call.
+            let channel = {
+                let _rt = runtime.enter();
+                e.connect_lazy()
+            };
+            let client = GrpcInferenceServiceClient::new(channel)
+                .max_decoding_message_size(config.max_message_bytes)
+                .max_encoding_message_size(config.max_message_bytes);
+            endpoints.push(Endpoint::new(url.clone(), client));
+        }
+        let headers = config
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let key = AsciiMetadataKey::from_bytes(name.as_bytes())
+                    .map_err(|_| RemoteError::Header(name.clone()))?;
+                let value = AsciiMetadataValue::try_from(value.expose())
+                    .map_err(|_| RemoteError::Header(name.clone()))?;
+                Ok((key, value))
+            })
+            .collect::<Result<Vec<_>, RemoteError>>()?;
+        let shared = Arc::new(Shared {
+            runtime,
+            endpoints,
+            model: config.model.clone(),
+            version: config.version.clone().unwrap_or_default(),
+            headers,
+            call_timeout: config.call_timeout,
+            limit: config.endpoint_breaker.failures,
+            cooldown: u64::try_from(config.endpoint_breaker.cooldown.as_nanos())
+                .unwrap_or(u64::MAX),
+            max_elements: config.max_tensor_elements,
+            epoch: Instant::now(),
+            turn: AtomicUsize::new(0),
+        });
+        let (inputs, outputs) = shared.metadata(config.connect_timeout + config.call_timeout)?;
+        Ok(Self {
+            shared,
+            inputs: inputs.into(),
+            outputs,
+        })
+    }
+
+    /// The model's inputs, as the servers describe them.
+    pub fn inputs(&self) -> &[RemoteInput] {
+        &self.inputs
+    }
+
+    /// Whether the model is ready on at least one server: the protocol's
+    /// `server/ready` and `models/{name}/ready`, asked of each endpoint in
+    /// turn within `timeout`. Endpoints that answer go back in service.
+    pub fn ready(&self, timeout: Duration) -> bool {
+        self.shared.endpoints.iter().any(|e| {
+            let ready = self.shared.model_ready(e, timeout);
+            if ready {
+                e.answered();
+            }
+            ready
+        })
+    }
+}
+
+fn tls_config(t: &crate::config::remote::TlsConfig) -> Result<ClientTlsConfig, RemoteError> {
+    let mut tls = ClientTlsConfig::new();
+    match &t.ca {
+        Some(path) => {
+            use std::io::Read;
+            let mut pem = Vec::new();
+            std::fs::File::open(path)
+                .and_then(|f| f.take(MAX_CA_BYTES + 1).read_to_end(&mut pem))
+                .map_err(|e| {
+                    RemoteError::Tls(format!("reading the CA file {}: {e}", path.display()))
+                })?;
+            if pem.len() as u64 > MAX_CA_BYTES {
+                return Err(RemoteError::Tls(format!(
+                    "the CA file {} is above {MAX_CA_BYTES} bytes",
+                    path.display()
+                )));
+            }
+            tls = tls.ca_certificate(Certificate::from_pem(pem));
+        }
+        None => tls = tls.with_native_roots(),
+    }
+    if let Some(d) = &t.domain {
+        tls = tls.domain_name(d.clone());
+    }
+    Ok(tls)
+}
+
+impl Shared {
+    /// A request for this group's model with the group's headers, timed
+    /// out after `timeout` on the server's side too.
+    fn request<T>(&self, message: T, timeout: Duration) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(message);
+        r.set_timeout(timeout);
+        let m = r.metadata_mut();
+        for (k, v) in &self.headers {
+            m.insert(k.clone(), v.clone());
+        }
+        r
+    }
+
+    /// Runs `fut` on the group's runtime, for at most `timeout`.
+    fn block_on<T>(
+        &self,
+        timeout: Duration,
+        fut: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, RemoteError> {
+        self.runtime.block_on(async {
+            match tokio::time::timeout(timeout, fut).await {
+                Ok(Ok(r)) => Ok(r.into_inner()),
+                Ok(Err(status)) => Err(RemoteError::from_status(&status, timeout)),
+                Err(_) => Err(RemoteError::Timeout(timeout)),
+            }
+        })
+    }
+
+    fn model_ready(&self, e: &Endpoint, timeout: Duration) -> bool {
+        let mut client = e.client.clone();
+        let req = ModelReadyRequest {
+            name: self.model.clone(),
+            version: self.version.clone(),
+        };
+        matches!(
+            self.block_on(timeout, client.model_ready(self.request(req, timeout))),
+            Ok(r) if r.ready
+        )
+    }
+
+    /// The model's inputs and output names, from the first endpoint that
+    /// answers.
+    fn metadata(&self, timeout: Duration) -> Result<(Vec<RemoteInput>, Vec<String>), RemoteError> {
+        let mut reasons = Vec::new();
+        for e in &self.endpoints {
+            let mut client = e.client.clone();
+            let req = ModelMetadataRequest {
+                name: self.model.clone(),
+                version: self.version.clone(),
+            };
+            match self.block_on(timeout, client.model_metadata(self.request(req, timeout))) {
+                Ok(m) => {
+                    let bad = |reason: String| RemoteError::Metadata {
+                        model: self.model.clone(),
+                        reason,
+                    };
+                    let inputs = m
+                        .inputs
+                        .into_iter()
+                        .map(|t| {
+                            let element = wire::element(&t.datatype).ok_or_else(|| {
+                                bad(format!(
+                                    "input `{}` has datatype `{}`, which the group does not send",
+                                    t.name, t.datatype
+                                ))
+                            })?;
+                            let dims = t
+                                .shape
+                                .iter()
+                                .map(|&d| match d {
+                                    -1 => Ok(None),
+                                    d => usize::try_from(d).map(Some).map_err(|_| {
+                                        bad(format!("input `{}` has shape {:?}", t.name, t.shape))
+                                    }),
+                                })
+                                .collect::<Result<_, _>>()?;
+                            Ok(RemoteInput {
+                                name: t.name,
+                                element,
+                                dims,
+                            })
+                        })
+                        .collect::<Result<Vec<_>, RemoteError>>()?;
+                    if inputs.is_empty() {
+                        return Err(bad("the servers describe no inputs".into()));
+                    }
+                    e.answered();
+                    return Ok((inputs, m.outputs.into_iter().map(|t| t.name).collect()));
+                }
+                // The server answered: the model is not there, or not as asked.
+                Err(err @ RemoteError::Status { .. }) if !err.is_endpoint_fault() => {
+                    return Err(RemoteError::Metadata {
+                        model: self.model.clone(),
+                        reason: format!("{}: {err}", e.url),
+                    })
+                }
+                Err(err) => reasons.push(format!("{}: {err}", e.url)),
+            }
+        }
+        Err(RemoteError::Unreachable(reasons.join("; ")))
+    }
+
+    /// The endpoint to call next: the one with the fewest calls in flight
+    /// among those in service and not `tried` (a bit per endpoint); when
+    /// every untried one is set aside, the one whose cooldown ends first
+    /// (never none while one is untried: a group whose servers all failed
+    /// still tries them, and the group's own breaker decides).
+    fn pick(&self, tried: u64) -> Option<usize> {
+        let now = nanos_since(self.epoch);
+        let n = self.endpoints.len();
+        let start = self.turn.fetch_add(1, Ordering::Relaxed) % n;
+        let untried = (0..n)
+            .map(|k| (start + k) % n)
+            .filter(|&i| tried & (1 << i) == 0);
+        untried
+            .clone()
+            .filter(|&i| self.endpoints[i].available(now))
+            .min_by_key(|&i| self.endpoints[i].in_flight())
+            .or_else(|| untried.min_by_key(|&i| self.endpoints[i].is_aside(now)))
+    }
+
+    /// Runs one inference, failing over between endpoints: a failure of
+    /// the endpoint itself (unreachable, reset, timed out) counts against
+    /// it and the next one is tried; an answer (a result, or the server's
+    /// own error status) ends the attempt.
+    fn infer(&self, req: ModelInferRequest, timeout: Duration) -> Result<Tensors, RemoteError> {
+        let mut tried = 0u64;
+        let mut reasons = Vec::new();
+        while let Some(i) = self.pick(tried) {
+            tried |= 1 << i;
+            let e = &self.endpoints[i];
+            let result = {
+                let _in_flight = e.start();
+                let mut client = e.client.clone();
+                self.block_on(
+                    timeout,
+                    client.model_infer(self.request(req.clone(), timeout)),
+                )
+            };
+            match result {
+                Ok(answer) => {
+                    e.answered();
+                    return wire::outputs(answer, self.max_elements);
+                }
+                Err(err) if err.is_endpoint_fault() => {
+                    if e.failed(nanos_since(self.epoch), self.limit, self.cooldown) {
+                        tracing::warn!("remote endpoint {} set aside: {err}", e.url);
+                    }
+                    // A lone endpoint's timeout is the attempt's.
+                    if self.endpoints.len() == 1 {
+                        return Err(err);
+                    }
+                    reasons.push(format!("{}: {err}", e.url));
+                }
+                Err(err) => {
+                    e.answered();
+                    return Err(err);
+                }
+            }
+        }
+        Err(RemoteError::Unreachable(reasons.join("; ")))
+    }
+}
+
+impl SessionFactory<Tensors, Tensors> for RemoteFactory {
+    fn create(
+        &self,
+        _worker: &WorkerInfo,
+    ) -> Result<Box<dyn Session<Tensors, Tensors>>, SessionError> {
+        Ok(Box::new(RemoteSession {
+            shared: Arc::clone(&self.shared),
+        }))
+    }
+
+    fn validate(&self, input: &Tensors) -> Result<(), InputError> {
+        crate::tensor::validate(&self.inputs, input, self.shared.max_elements)
+    }
+
+    fn describe(&self) -> Vec<(String, String)> {
+        vec![
+            ("backend".into(), "remote".into()),
+            ("protocol".into(), "grpc".into()),
+            ("model".into(), self.shared.model.clone()),
+            (
+                "endpoints".into(),
+                self.shared
+                    .endpoints
+                    .iter()
+                    .map(|e| e.url.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            ("outputs".into(), self.outputs.join(",")),
+        ]
+    }
+
+    /// Each call carries one request.
+    fn batch_key(&self, _input: &Tensors) -> Option<u64> {
+        None
+    }
+}
+
+/// One in-flight call slot of a remote group (a worker's session).
+pub struct RemoteSession {
+    shared: Arc<Shared>,
+}
+
+impl Session<Tensors, Tensors> for RemoteSession {
+    fn run(&mut self, input: &Tensors, ctx: &RunContext<'_>) -> Result<Tensors, SessionError> {
+        let s = &self.shared;
+        // Within the request's own deadline, when it has one.
+        let timeout = match ctx.deadline() {
+            Some(d) => s
+                .call_timeout
+                .min(d.saturating_duration_since(Instant::now())),
+            None => s.call_timeout,
+        };
+        if timeout.is_zero() {
+            return Err(RemoteError::Timeout(timeout).into());
+        }
+        let req = wire::request(&s.model, &s.version, ctx.request_id(), input);
+        s.infer(req, timeout).map_err(SessionError::from)
+    }
+}
+
+impl From<RemoteError> for SessionError {
+    fn from(e: RemoteError) -> Self {
+        let kind = match &e {
+            RemoteError::Timeout(_) => ErrorKind::TimedOut,
+            RemoteError::Unreachable(_) | RemoteError::Transport(_) => ErrorKind::Transient,
+            RemoteError::Status { code, .. } => match code {
+                tonic::Code::InvalidArgument
+                | tonic::Code::NotFound
+                | tonic::Code::FailedPrecondition
+                | tonic::Code::OutOfRange
+                | tonic::Code::Unimplemented
+                | tonic::Code::PermissionDenied
+                | tonic::Code::Unauthenticated => ErrorKind::Permanent,
+                _ => ErrorKind::Transient,
+            },
+            _ => ErrorKind::Permanent,
+        };
+        SessionError::new(kind, e.to_string())
+    }
+}

@@ -1,0 +1,137 @@
+//! A device group of kind `remote` (feature `remote`): inference servers
+//! that speak the Open Inference Protocol (KServe v2) over gRPC, such as
+//! Triton, OpenVINO Model Server, MLServer or KServe, as one more group of
+//! the pool. Its requests keep their priorities, queues, breakers,
+//! retries, dead-letter queue and accounting; a priority below the local
+//! groups makes the fleet the overflow, above them the first choice.
+//!
+//! A [`RemoteFactory`] reads the model's metadata once, so inputs are
+//! checked at submit exactly as for an OpenVINO group, and shares one
+//! connection per server among the group's workers, each of which is one
+//! call in flight (the group's `workers` is its concurrency, not cores: set
+//! `pin: false`). A call goes to the server with the fewest calls in
+//! flight among those in service; a server that fails (unreachable, reset,
+//! timed out) `endpoint_breaker.failures` times in a row is set aside for
+//! its cooldown, and a call that meets a failing server is sent to the
+//! next one before its attempt counts as failed.
+//!
+//! Header values (a bearer token) are [`Secret`]s: never logged, never in
+//! an error or the stats.
+
+mod endpoint;
+mod factory;
+mod proto;
+mod wire;
+
+use std::time::Duration;
+
+pub use crate::config::remote::{
+    EndpointBreaker, Protocol, RemoteConfig, Secret, TlsConfig, CONNECT_TIMEOUT,
+    DEFAULT_MAX_MESSAGE_BYTES, MAX_ENDPOINTS, MAX_MESSAGE_BYTES, REMOTE_CALL_TIMEOUT,
+};
+pub use factory::{RemoteFactory, RemoteInput, RemoteSession};
+
+/// Why a remote group could not be built, or a call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoteError {
+    /// The group's settings are invalid.
+    #[error("remote group: {0}")]
+    Config(String),
+    /// An endpoint could not be set up (a malformed URL, a TLS setting).
+    #[error("endpoint `{endpoint}`: {reason}")]
+    Endpoint {
+        /// The endpoint as configured.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The TLS settings could not be used (the CA file).
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// A header's value cannot be sent (the value is not shown).
+    #[error("header `{0}`: the name or value is not valid in a gRPC header (visible ASCII only); the value is not shown")]
+    Header(String),
+    /// The runtime that drives the calls could not start.
+    #[error("starting the remote group's I/O thread: {0}")]
+    Runtime(String),
+    /// The servers' metadata for the model is missing or unusable.
+    #[error("model `{model}`: {reason}")]
+    Metadata {
+        /// The model asked for.
+        model: String,
+        /// Why its metadata cannot be used.
+        reason: String,
+    },
+    /// No endpoint answered (each one's reason, `; `-separated).
+    #[error("no server answered: {0}")]
+    Unreachable(String),
+    /// A server answered with an error status.
+    #[error("the server answered {code:?}: {message}")]
+    Status {
+        /// The gRPC status code.
+        code: tonic::Code,
+        /// The server's message.
+        message: String,
+    },
+    /// The connection to a server failed under a call (refused, reset,
+    /// or not speaking HTTP/2 gRPC).
+    #[error("the connection to the server failed: {0}")]
+    Transport(String),
+    /// A call took longer than its timeout.
+    #[error("the call timed out after {0:?}")]
+    Timeout(Duration),
+    /// A server's answer is not a valid inference result.
+    #[error("the server's answer is malformed: {0}")]
+    Malformed(String),
+}
+
+impl RemoteError {
+    /// A status as the error it is: transport failures and deadlines are
+    /// the endpoint's (fail over), other codes the server's answer.
+    ///
+    /// A status with a source was made on this side, from a failure of
+    /// the connection (or of the call's timer); one without came from the
+    /// server.
+    fn from_status(s: &tonic::Status, timeout: Duration) -> Self {
+        use std::error::Error;
+        let message = || s.message().chars().take(512).collect();
+        if s.code() == tonic::Code::DeadlineExceeded {
+            return RemoteError::Timeout(timeout);
+        }
+        match s.source() {
+            Some(cause) => {
+                let mut e: Option<&(dyn Error + 'static)> = Some(cause);
+                while let Some(c) = e {
+                    if c.is::<tonic::TimeoutExpired>() {
+                        return RemoteError::Timeout(timeout);
+                    }
+                    e = c.source();
+                }
+                RemoteError::Transport(message())
+            }
+            None => RemoteError::Status {
+                code: s.code(),
+                message: message(),
+            },
+        }
+    }
+
+    /// Whether the endpoint itself failed (rather than answering): the
+    /// call may go to another one.
+    pub fn is_endpoint_fault(&self) -> bool {
+        match self {
+            RemoteError::Timeout(_) | RemoteError::Unreachable(_) | RemoteError::Transport(_) => {
+                true
+            }
+            // The server itself says it cannot take the call now.
+            RemoteError::Status { code, .. } => *code == tonic::Code::Unavailable,
+            _ => false,
+        }
+    }
+
+    /// Whether no server answered (an optional group is then left out).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, RemoteError::Unreachable(_))
+    }
+}

@@ -1,0 +1,223 @@
+//! The remote device group against a real Open Inference Protocol server
+//! (MLServer running the PP-OCR classifier through OpenVINO's Python
+//! runtime), on loopback. These tests need what `scripts/setup.sh
+//! --server` installs; without it they fail with that hint.
+#![cfg(all(feature = "remote", feature = "openvino"))]
+
+mod common;
+mod remote_server;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use accelpool::openvino::{OpenVinoConfig, OpenVinoFactory, Precision, Tensor, Tensors};
+use accelpool::remote::{RemoteConfig, RemoteError, RemoteFactory};
+use accelpool::{ErrorKind, GroupConfig, Pool, Refusal, Request, RetryPolicy, TaskError};
+use common::{assert_accounting, LONG};
+use remote_server::{free_port, garbage_server, silent_server, Server};
+
+fn cls_model() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/ppocr/cls.onnx")
+}
+
+/// The classifier in f32 on the local CPU, as the server runs it.
+fn local() -> Pool<Tensors, Tensors> {
+    let ov = OpenVinoConfig::new(cls_model(), "CPU")
+        .precision(Precision::F32)
+        .inference_threads(1);
+    Pool::builder()
+        .group(
+            GroupConfig::new("cpu").workers(1),
+            OpenVinoFactory::new(&ov).unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
+fn remote_pool(cfg: &RemoteConfig) -> Pool<Tensors, Tensors> {
+    Pool::builder()
+        .group(
+            GroupConfig::new("fleet").workers(4).pin(false),
+            RemoteFactory::new(cfg).unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
+/// A text-line image the classifier takes, different for each `seed`.
+fn image(seed: usize) -> Tensors {
+    let data = (0..3 * 48 * 192)
+        .map(|i| ((i * 7919 + seed * 104_729) % 255) as f32 / 255.0 - 0.5)
+        .collect();
+    vec![Tensor::f32("x", [1, 3, 48, 192], data)]
+}
+
+#[test]
+fn the_remote_group_gives_the_local_groups_outputs() {
+    let server = Server::start(&cls_model(), "cls");
+    let remote = remote_pool(&RemoteConfig::new([server.url()], "cls"));
+    let local = local();
+    let handles: Vec<_> = (0..24)
+        .map(|i| {
+            let r = remote.submit(Request::new(image(i))).unwrap();
+            let l = local.submit(Request::new(image(i))).unwrap();
+            (r, l)
+        })
+        .collect();
+    for (r, l) in handles {
+        let (r, l) = (r.wait().unwrap(), l.wait().unwrap());
+        assert_eq!(r.len(), l.len());
+        for (a, b) in r.iter().zip(&l) {
+            assert_eq!((&a.name, &a.shape), (&b.name, &b.shape));
+            let (a, b) = (a.data.as_f32().unwrap(), b.data.as_f32().unwrap());
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() <= 1e-5, "remote {a:?} against local {b:?}");
+            }
+        }
+    }
+    let stats = remote.shutdown(LONG).stats;
+    assert_eq!(stats.counts.completed, 24);
+    assert_accounting(&stats);
+}
+
+#[test]
+fn the_models_metadata_refuses_a_wrong_input_at_submit() {
+    let server = Server::start(&cls_model(), "cls");
+    let factory = RemoteFactory::new(&RemoteConfig::new([server.url()], "cls")).unwrap();
+    // The server's own description of the model: one f32 input of 3
+    // channels, any batch, height and width.
+    let input = &factory.inputs()[0];
+    assert_eq!(
+        (input.name.as_str(), &input.dims[..]),
+        ("x", &[None, Some(3), None, None][..])
+    );
+    let pool = Pool::builder()
+        .group(GroupConfig::new("fleet").workers(2).pin(false), factory)
+        .build()
+        .unwrap();
+    let wrong = [
+        vec![Tensor::f32("x", [1, 4, 48, 192], vec![0.0; 4 * 48 * 192])],
+        vec![Tensor::f32("x", [3, 48, 192], vec![0.0; 3 * 48 * 192])],
+        vec![Tensor::f32("x", [1, 3, 48, 192], vec![0.0; 5])],
+        vec![Tensor::new(
+            "x",
+            [1, 3, 2, 2],
+            accelpool::openvino::TensorData::I64(vec![0; 12]),
+        )],
+    ];
+    for input in wrong {
+        let e = pool.submit(Request::new(input)).unwrap_err();
+        assert!(
+            matches!(e.refusal(), Refusal::Invalid { error, .. } if error.input == "x"),
+            "{e}"
+        );
+    }
+    let stats = pool.shutdown(LONG).stats;
+    assert_eq!((stats.counts.accepted, stats.refusals.invalid), (0, 4));
+}
+
+#[test]
+fn a_model_the_server_does_not_have_is_a_typed_error_at_build() {
+    let server = Server::start(&cls_model(), "cls");
+    let e = RemoteFactory::new(&RemoteConfig::new([server.url()], "nope")).unwrap_err();
+    assert!(
+        matches!(e, RemoteError::Metadata { ref model, .. } if model == "nope"),
+        "{e}"
+    );
+    // No server at all: unreachable, which an optional group is skipped for.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let e = RemoteFactory::new(&RemoteConfig::new([closed], "cls")).unwrap_err();
+    assert!(e.is_unreachable(), "{e}");
+}
+
+#[test]
+fn with_one_endpoint_down_every_request_goes_to_the_other() {
+    let server = Server::start(&cls_model(), "cls");
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let pool = remote_pool(&RemoteConfig::new([down, server.url()], "cls"));
+    let handles: Vec<_> = (0..40)
+        .map(|i| pool.submit(Request::new(image(i))).unwrap())
+        .collect();
+    for h in handles {
+        h.wait().unwrap();
+    }
+    let stats = pool.shutdown(LONG).stats;
+    // None failed: a call that met the closed port went on to the server
+    // before its attempt counted.
+    assert_eq!(
+        (stats.counts.completed, stats.counts.failed_attempts),
+        (40, 0)
+    );
+    assert_accounting(&stats);
+}
+
+#[test]
+fn a_silent_server_trips_the_call_timeout_and_calls_go_on_elsewhere() {
+    let server = Server::start(&cls_model(), "cls");
+    let (silent, _held) = silent_server();
+    let cfg = RemoteConfig::new([server.url(), format!("http://127.0.0.1:{silent}")], "cls")
+        .call_timeout(Duration::from_millis(300));
+    let pool = remote_pool(&cfg);
+    for i in 0..12 {
+        pool.submit(Request::new(image(i))).unwrap().wait().unwrap();
+    }
+    let stats = pool.shutdown(LONG).stats;
+    assert_eq!(
+        (stats.counts.completed, stats.counts.failed_attempts),
+        (12, 0)
+    );
+    assert_accounting(&stats);
+}
+
+#[test]
+fn a_server_that_answers_garbage_is_an_endpoint_failure_not_a_panic() {
+    let server = Server::start(&cls_model(), "cls");
+    let garbage = format!("http://127.0.0.1:{}", garbage_server());
+    let pool = remote_pool(&RemoteConfig::new([garbage, server.url()], "cls"));
+    for i in 0..12 {
+        pool.submit(Request::new(image(i))).unwrap().wait().unwrap();
+    }
+    let stats = pool.shutdown(LONG).stats;
+    assert_eq!(
+        (stats.counts.completed, stats.counts.failed_attempts),
+        (12, 0)
+    );
+    assert_accounting(&stats);
+}
+
+#[test]
+fn a_lone_server_that_dies_fails_the_attempt_as_transient_and_returns_by_probe() {
+    let mut server = Server::start(&cls_model(), "cls");
+    let factory = RemoteFactory::new(
+        &RemoteConfig::new([server.url()], "cls").call_timeout(Duration::from_secs(2)),
+    )
+    .unwrap();
+    let pool = Pool::builder()
+        .retry(RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        })
+        .group(GroupConfig::new("fleet").workers(1).pin(false), factory)
+        .build()
+        .unwrap();
+    pool.submit(Request::new(image(0))).unwrap().wait().unwrap();
+    server.kill();
+    match pool.submit(Request::new(image(1))).unwrap().wait() {
+        Err(TaskError::DeadLettered { attempts }) => {
+            assert!(
+                attempts
+                    .iter()
+                    .all(|a| a.error.kind() == ErrorKind::Transient),
+                "{attempts:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    server.restart();
+    // The same connection comes back to the restarted server.
+    common::eventually("the restarted server answers", || {
+        pool.submit(Request::new(image(2))).unwrap().wait().is_ok()
+    });
+    let stats = pool.shutdown(LONG).stats;
+    assert_accounting(&stats);
+}
