@@ -4,7 +4,8 @@
 The layers, lowest first (docs/ARCHITECTURE.md has the map):
 
     core -> config -> policy -> exec -> pool -> runtime
-                   \\-> openvino (the backend: core and config only)
+    core -> tensor (named tensors and the input check; used by the backends)
+    core, config, tensor -> openvino, remote (the backends; used by pool)
     core -> metrics (Prometheus exposition of the snapshot; used by pool)
 
 A file's layer is its top folder under src/. Every `crate::<module>` path

@@ -2,7 +2,9 @@
 # Installs everything accelpool needs at run time on a fresh machine, idempotently:
 #   1. the OpenVINO runtime (the `openvino` wheel from PyPI) into a private venv,
 #   2. the real PP-OCRv4 ONNX models, and the recogniser's character dictionary
-#      ppocr_keys_v1.txt, from the `rapidocr-openvino` wheel into models/ppocr/.
+#      ppocr_keys_v1.txt, from the `rapidocr-openvino` wheel into models/ppocr/;
+#   3. with --server: MLServer, an Open Inference Protocol server, into the same
+#      venv (the remote-group tests serve the classifier through it).
 # A second run checks the stamps and returns in well under a second.
 #
 # Where things go (outside the source tree, so nothing fetched is ever committed):
@@ -14,6 +16,15 @@ set -euo pipefail
 
 OPENVINO_VERSION=2026.4.1
 RAPIDOCR_VERSION=1.4.4
+MLSERVER_VERSION=1.7.1
+
+server=0
+for arg in "$@"; do
+  case $arg in
+    --server) server=1 ;;
+    *) printf 'setup: unknown argument %s (known: --server)\n' "$arg" >&2; exit 2 ;;
+  esac
+done
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 python=${PYTHON:-python3}
@@ -97,6 +108,19 @@ PY
   touch "$mstamp"
 else
   log "PP-OCR models already in $(show "$models")"
+fi
+
+# 3. An Open Inference Protocol server for the remote-group tests.
+if [ "$server" = 1 ]; then
+  sstamp="$venv/.mlserver-$MLSERVER_VERSION"
+  if [ ! -f "$sstamp" ]; then
+    log "installing mlserver==$MLSERVER_VERSION into $(show "$venv")"
+    "$venv/bin/pip" install --disable-pip-version-check --quiet "mlserver==$MLSERVER_VERSION"
+    touch "$sstamp"
+  else
+    log "mlserver $MLSERVER_VERSION already installed in $(show "$venv")"
+  fi
+  log "ready: $(show "$venv/bin/mlserver")"
 fi
 
 log "ready: OpenVINO library $(show "$lib")"

@@ -100,6 +100,8 @@ pub use crate::core::{
     WorkerStats, LATENCY_BUCKETS, MAX_GROUPS,
 };
 pub use crate::policy::{Admission, CircuitBreaker, DeadLetterQueue};
+#[cfg(any(feature = "openvino", feature = "remote"))]
+pub use crate::pool::BackendError;
 pub use crate::pool::{BuildError, NamedFactory, Pool, PoolBuilder};
 pub use crate::runtime::{ModelStats, Runtime, RuntimeError, RuntimeStats};
 

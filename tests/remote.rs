@@ -221,3 +221,103 @@ fn a_lone_server_that_dies_fails_the_attempt_as_transient_and_returns_by_probe()
     let stats = pool.shutdown(LONG).stats;
     assert_accounting(&stats);
 }
+
+#[test]
+fn a_yaml_file_builds_a_local_group_and_a_remote_one_that_takes_the_overflow() {
+    let server = Server::start(&cls_model(), "cls");
+    let yaml = format!(
+        r#"
+groups:
+  - name: cpu
+    priority: 5
+    workers: 1
+    capacity: {{ urgent: 1, high: 1, normal: 1, low: 1 }}
+    backend:
+      openvino: {{ model: {model}, device: CPU, precision: f32 }}
+  - name: fleet
+    priority: 1
+    workers: 4
+    pin: false
+    backend:
+      remote: {{ endpoints: ["{url}"], model: cls }}
+"#,
+        model = cls_model().display(),
+        url = server.url()
+    );
+    let cfg = accelpool::PoolConfig::from_yaml(&yaml).unwrap();
+    let pool = accelpool::PoolBuilder::from_backends(cfg)
+        .unwrap()
+        .build()
+        .unwrap();
+    let handles: Vec<_> = (0..40)
+        .map(|i| pool.submit(Request::new(image(i))).unwrap())
+        .collect();
+    for h in handles {
+        h.wait().unwrap();
+    }
+    let stats = pool.shutdown(LONG).stats;
+    let served = |g: &str| {
+        stats
+            .groups
+            .iter()
+            .find(|s| s.name == g)
+            .unwrap()
+            .counts
+            .completed
+    };
+    // The local group's queue holds one request: the rest overflow to the
+    // fleet.
+    assert!(served("fleet") > 0 && served("cpu") > 0, "{stats:?}");
+    assert_eq!(served("fleet") + served("cpu"), 40);
+    assert_accounting(&stats);
+}
+
+#[test]
+fn remote_settings_are_checked_with_their_field_paths() {
+    let group = |remote: &str| {
+        format!("groups:\n  - name: fleet\n    pin: false\n    backend:\n      remote: {remote}\n")
+    };
+    common::assert_config_errors(&[
+        (
+            &group("{ endpoints: [], model: cls }"),
+            "groups[0].backend.remote.endpoints",
+            "0 is outside 1..=64",
+        ),
+        (
+            &group("{ endpoints: [\"localhost:8001\"], model: cls }"),
+            "groups[0].backend.remote.endpoints[0]",
+            "write `http://host:port`",
+        ),
+        (
+            &group("{ endpoints: [\"http://h:1\"], model: \"\" }"),
+            "groups[0].backend.remote.model",
+            "the model's name",
+        ),
+        (
+            &group("{ endpoints: [\"http://h:1\"], model: cls, call_timeout: 0s }"),
+            "groups[0].backend.remote.call_timeout",
+            "is outside",
+        ),
+        (
+            &group("{ endpoints: [\"http://h:1\"], model: cls, headers: { \"Bad Header\": x } }"),
+            "groups[0].backend.remote.headers.Bad Header",
+            "lowercase",
+        ),
+        (
+            "groups:\n  - name: fleet\n    backend:\n      remote: { endpoints: [\"http://h:1\"], model: cls }\n",
+            "groups[0].pin",
+            "set `pin: false`",
+        ),
+    ]);
+}
+
+#[test]
+fn a_header_value_is_never_shown() {
+    let cfg = RemoteConfig::new(["http://h:1"], "cls").header(
+        "authorization",
+        accelpool::remote::Secret::new("Bearer s3cret-token"),
+    );
+    let shown = format!("{cfg:?} {}", serde_yaml_ng::to_string(&cfg).unwrap());
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(shown.contains("[redacted]"), "{shown}");
+}

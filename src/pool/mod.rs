@@ -5,6 +5,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(any(feature = "openvino", feature = "remote"))]
+mod backends;
 mod builder;
 mod error;
 mod generation;
@@ -14,6 +16,8 @@ mod persistent;
 mod reload;
 mod stats;
 
+#[cfg(any(feature = "openvino", feature = "remote"))]
+pub use backends::BackendError;
 pub use builder::PoolBuilder;
 pub use error::BuildError;
 pub use persistent::NamedFactory;

@@ -21,6 +21,10 @@ use crate::core::{
 };
 use crate::tensor::{ElementType, InputShape, Tensors};
 
+/// The least time the metadata read at start waits for each endpoint
+/// (beyond its connection).
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The largest CA file read.
 const MAX_CA_BYTES: u64 = 1 << 20;
 
@@ -176,7 +180,10 @@ impl RemoteFactory {
             epoch: Instant::now(),
             turn: AtomicUsize::new(0),
         });
-        let (inputs, outputs) = shared.metadata(config.connect_timeout + config.call_timeout)?;
+        // Read once, at start, when a server may still be warming up: a
+        // short call timeout is for inference, not for this.
+        let metadata_timeout = config.connect_timeout + config.call_timeout.max(METADATA_TIMEOUT);
+        let (inputs, outputs) = shared.metadata(metadata_timeout)?;
         Ok(Self {
             shared,
             inputs: inputs.into(),

@@ -5,7 +5,8 @@
 //! retries, dead-letter queue and accounting; a priority below the local
 //! groups makes the fleet the overflow, above them the first choice.
 //!
-//! A [`RemoteFactory`] reads the model's metadata once, so inputs are
+//! A [`RemoteFactory`] reads the model's metadata once (waiting up to the
+//! connection timeout and the call timeout, at least 10 s, per server), so inputs are
 //! checked at submit exactly as for an OpenVINO group, and shares one
 //! connection per server among the group's workers, each of which is one
 //! call in flight (the group's `workers` is its concurrency, not cores: set
