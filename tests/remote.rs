@@ -321,3 +321,98 @@ fn a_header_value_is_never_shown() {
     assert!(!shown.contains("s3cret"), "{shown}");
     assert!(shown.contains("[redacted]"), "{shown}");
 }
+
+#[test]
+fn killing_the_server_mid_run_moves_everything_to_the_local_group_and_a_restart_brings_it_back() {
+    use accelpool::{BreakerConfig, BreakerState};
+    let mut server = Server::start(&cls_model(), "cls");
+    let remote = RemoteFactory::new(
+        &RemoteConfig::new([server.url()], "cls").call_timeout(Duration::from_secs(5)),
+    )
+    .unwrap();
+    let ov = OpenVinoConfig::new(cls_model(), "CPU")
+        .precision(Precision::F32)
+        .inference_threads(1);
+    let breaker = BreakerConfig {
+        window: 20,
+        minimum_calls: 4,
+        failure_rate_threshold: 0.5,
+        recovery_timeout: Duration::from_millis(200),
+        max_backoff: Duration::from_millis(400),
+        ..BreakerConfig::default()
+    };
+    // The fleet first, the local CPU as the fallback.
+    let pool = Pool::builder()
+        .retry(RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(1),
+            ..RetryPolicy::default()
+        })
+        .group(
+            GroupConfig::new("fleet")
+                .priority(9)
+                .workers(4)
+                .pin(false)
+                .breaker(breaker),
+            remote,
+        )
+        .group(
+            GroupConfig::new("cpu").priority(1).workers(1),
+            OpenVinoFactory::new(&ov).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let group = |stats: &accelpool::PoolStats, name: &str| {
+        stats
+            .groups
+            .iter()
+            .find(|g| g.name == name)
+            .unwrap()
+            .clone()
+    };
+    let first: Vec<_> = (0..20)
+        .map(|i| pool.submit(Request::new(image(i))).unwrap())
+        .collect();
+    // Killed with calls in flight and requests queued behind them.
+    let in_flight: Vec<_> = (20..60)
+        .map(|i| pool.submit(Request::new(image(i))).unwrap())
+        .collect();
+    server.kill();
+    let after: Vec<_> = (60..100)
+        .map(|i| pool.submit(Request::new(image(i))).unwrap())
+        .collect();
+    let mut done = 0;
+    for h in first.into_iter().chain(in_flight).chain(after) {
+        // Each one completes, on the fleet before the kill or on the CPU.
+        h.wait().unwrap();
+        done += 1;
+    }
+    assert_eq!(done, 100);
+    let stats = pool.stats();
+    let fleet = group(&stats, "fleet");
+    assert!(
+        fleet
+            .breaker
+            .transitions
+            .iter()
+            .any(|t| t.to == BreakerState::Open),
+        "{:?}",
+        fleet.breaker
+    );
+    assert!(group(&stats, "cpu").counts.completed > 0);
+    // Back: the breaker's probes find the server and close it again.
+    server.restart();
+    common::eventually("the fleet serves again", || {
+        pool.submit(Request::new(image(7))).unwrap().wait().unwrap();
+        let fleet = group(&pool.stats(), "fleet");
+        fleet.breaker.state == BreakerState::Closed
+            && fleet
+                .breaker
+                .transitions
+                .last()
+                .is_some_and(|t| t.from == BreakerState::HalfOpen)
+    });
+    let stats = pool.shutdown(LONG).stats;
+    assert_eq!(stats.counts.dead_lettered, 0);
+    assert_accounting(&stats);
+}
