@@ -17,10 +17,6 @@ use std::sync::Arc;
 
 use super::recycler::Recycler;
 
-/// How many empty boxes a pool keeps (as many as requests can finish
-/// between two submits of a busy caller; past this, boxes are freed).
-pub(crate) const INPUT_CACHE: usize = 256;
-
 /// A request's input, shared by whoever holds the request (its queue, its
 /// worker, a worker that took it over, the dead-letter queue).
 ///
@@ -99,15 +95,14 @@ pub(crate) struct InputCache<I> {
     free: Recycler<Option<I>>,
 }
 
-impl<I> Default for InputCache<I> {
-    fn default() -> Self {
+impl<I> InputCache<I> {
+    /// A cache of up to `kept` empty boxes (past it, boxes are freed).
+    pub(crate) fn new(kept: usize) -> Self {
         Self {
-            free: Recycler::new(INPUT_CACHE),
+            free: Recycler::new(kept),
         }
     }
-}
 
-impl<I> InputCache<I> {
     /// Shares `value` in a cached box, or a new one when none is free.
     #[inline]
     pub(crate) fn wrap(&self, value: I) -> SharedInput<I> {
@@ -139,7 +134,7 @@ mod tests {
 
     #[test]
     fn a_box_is_reused_only_once_nobody_else_holds_it() {
-        let cache = InputCache::default();
+        let cache = InputCache::new(256);
         let a = cache.wrap(vec![1u8]);
         let a_box = Arc::as_ptr(&a.0);
         let other = a.clone();

@@ -45,6 +45,7 @@ pub use memory::{
     SysinfoProbe,
 };
 pub use priority::{LevelCapacity, Priority};
+pub(crate) use recycler::kept_for;
 pub use refusal::{InputError, Refusal, ReplayError, SubmitError};
 pub(crate) use request::{Facts, Job, Keys};
 pub use request::{Request, MAX_GROUPS};

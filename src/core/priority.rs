@@ -94,6 +94,13 @@ impl LevelCapacity {
         }
     }
 
+    /// Capacity of every level together.
+    pub(crate) fn total(&self) -> usize {
+        Priority::ALL
+            .iter()
+            .fold(0usize, |n, &p| n.saturating_add(self.of(p)))
+    }
+
     /// Capacity of one level.
     pub const fn of(&self, p: Priority) -> usize {
         match p {

@@ -14,6 +14,25 @@ use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
+/// The fewest values a pool's caches keep: enough for closed-loop callers
+/// (two each) and a few hundred requests in flight.
+const MIN_KEPT: usize = 256;
+
+/// The most values a pool's caches keep, whatever its queues hold: a
+/// bound on the memory a burst leaves cached (a few MiB of result slots).
+const MAX_KEPT: usize = 1 << 16;
+
+/// How many values each of a pool's caches keeps, for a pool that can hold
+/// `queued` requests (its groups' queues, every level, and their workers):
+/// as many as it may have outstanding, so a caller that submits a full
+/// queue before waiting reuses every slot and box instead of allocating
+/// most of them (and freeing them on another core), within
+/// [`MIN_KEPT`]..=[`MAX_KEPT`]. The cache fills only as far as a burst
+/// went: a lightly loaded pool keeps few.
+pub(crate) fn kept_for(queued: usize) -> usize {
+    queued.clamp(MIN_KEPT, MAX_KEPT)
+}
+
 /// A bounded cache of shared values for reuse.
 pub(crate) struct Recycler<T> {
     free: (Sender<Arc<T>>, Receiver<Arc<T>>),
@@ -51,6 +70,13 @@ impl<T> Recycler<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pool_keeps_as_many_as_it_can_hold_within_bounds() {
+        assert_eq!(kept_for(0), MIN_KEPT);
+        assert_eq!(kept_for(4 * 4096 + 2), 4 * 4096 + 2);
+        assert_eq!(kept_for(usize::MAX), MAX_KEPT);
+    }
 
     #[test]
     fn a_value_is_reused_only_once_nobody_else_holds_it() {

@@ -18,11 +18,6 @@ use super::recycler::Recycler;
 use super::request::Facts;
 use super::trace;
 
-/// How many slots a pool keeps. A closed-loop caller needs two (the slot
-/// its worker may still hold and the one before); each concurrent caller a
-/// few more. Past this, given-back slots are freed.
-pub(crate) const SLOT_CACHE: usize = 256;
-
 /// A shared result slot.
 type Shared<O> = Arc<Slot<O>>;
 
@@ -33,10 +28,11 @@ pub(crate) struct SlotCache<O> {
 }
 
 impl<O> SlotCache<O> {
-    /// A cache whose slots count their outcomes in `ledger`.
-    pub(crate) fn new(ledger: Arc<Ledger>) -> Arc<Self> {
+    /// A cache of up to `kept` slots (past it, given-back slots are
+    /// freed), whose slots count their outcomes in `ledger`.
+    pub(crate) fn new(ledger: Arc<Ledger>, kept: usize) -> Arc<Self> {
         Arc::new(Self {
-            free: Recycler::new(SLOT_CACHE),
+            free: Recycler::new(kept),
             ledger,
         })
     }

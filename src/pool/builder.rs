@@ -251,7 +251,14 @@ impl<I: Send + Sync + 'static, O: Send + 'static> PoolBuilder<I, O> {
             on_pressure,
         } = self;
         config.validate()?;
+        // Sized once, from the first configuration: a reload that grows the
+        // queues keeps the caches (they only save allocations).
+        let queued = config.groups.iter().fold(0usize, |n, g| {
+            n.saturating_add(g.capacity.total())
+                .saturating_add(g.workers)
+        });
         let persistent = Persistent::new(
+            queued,
             DeadLetterQueue::new(config.dead_letter.clone(), on_overflow),
             clock,
             probe,

@@ -11,7 +11,8 @@ use parking_lot::{Mutex, MutexGuard};
 
 use super::generation::Generation;
 use crate::core::{
-    Clock, Counter, CountsSnapshot, InputCache, Ledger, MemoryProbe, SessionFactory, SlotCache,
+    kept_for, Clock, Counter, CountsSnapshot, InputCache, Ledger, MemoryProbe, SessionFactory,
+    SlotCache,
 };
 use crate::exec::pressure::PressureHook;
 use crate::policy::DeadLetterQueue;
@@ -44,17 +45,21 @@ pub(crate) struct Persistent<I, O> {
 }
 
 impl<I, O> Persistent<I, O> {
+    /// `queued`: the requests the pool's queues and workers can hold, which
+    /// sizes its caches of result slots and input boxes.
     pub(crate) fn new(
+        queued: usize,
         dlq: DeadLetterQueue<I>,
         clock: Arc<dyn Clock>,
         probe: Arc<dyn MemoryProbe>,
         on_pressure: Option<PressureHook>,
     ) -> Self {
         let ledger: Arc<Ledger> = Arc::default();
+        let kept = kept_for(queued);
         Self {
-            slots: SlotCache::new(Arc::clone(&ledger)),
+            slots: SlotCache::new(Arc::clone(&ledger), kept),
             ledger,
-            inputs: Arc::default(),
+            inputs: Arc::new(InputCache::new(kept)),
             dlq: Arc::new(dlq),
             next_id: Arc::new(AtomicU64::new(1)),
             clock,
