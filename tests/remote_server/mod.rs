@@ -89,7 +89,8 @@ impl Server {
             .spawn()
             .expect("starting mlserver");
         self.child = Some(child);
-        let until = Instant::now() + Duration::from_secs(180);
+        // Many servers may start at once on a loaded or one-CPU machine.
+        let until = Instant::now() + Duration::from_secs(600);
         loop {
             if TcpStream::connect(("127.0.0.1", self.grpc)).is_ok() {
                 return;
