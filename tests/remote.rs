@@ -134,19 +134,28 @@ fn a_model_the_server_does_not_have_is_a_typed_error_at_build() {
 fn with_one_endpoint_down_every_request_goes_to_the_other() {
     let server = Server::start(&cls_model(), "cls");
     let down = format!("http://127.0.0.1:{}", free_port());
-    let pool = remote_pool(&RemoteConfig::new([down, server.url()], "cls"));
-    let handles: Vec<_> = (0..40)
+    serves_every_request_without_a_failed_attempt(
+        &RemoteConfig::new([down, server.url()], "cls"),
+        40,
+    );
+}
+
+/// Sends `n` requests (as many in flight as the group's workers) through a
+/// pool of the remote group `cfg`: every one completes, and no attempt
+/// fails, so a call that met a failing endpoint went on to another before
+/// its attempt counted.
+fn serves_every_request_without_a_failed_attempt(cfg: &RemoteConfig, n: usize) {
+    let pool = remote_pool(cfg);
+    let handles: Vec<_> = (0..n)
         .map(|i| pool.submit(Request::new(image(i))).unwrap())
         .collect();
     for h in handles {
         h.wait().unwrap();
     }
     let stats = pool.shutdown(LONG).stats;
-    // None failed: a call that met the closed port went on to the server
-    // before its attempt counted.
     assert_eq!(
         (stats.counts.completed, stats.counts.failed_attempts),
-        (40, 0)
+        (n as u64, 0)
     );
     assert_accounting(&stats);
 }
@@ -160,32 +169,17 @@ fn a_silent_server_trips_the_call_timeout_and_calls_go_on_elsewhere() {
     let mut cfg = RemoteConfig::new([server.url(), format!("http://127.0.0.1:{silent}")], "cls")
         .call_timeout(Duration::from_secs(2));
     cfg.endpoint_breaker.cooldown = Duration::from_secs(600);
-    let pool = remote_pool(&cfg);
-    for i in 0..12 {
-        pool.submit(Request::new(image(i))).unwrap().wait().unwrap();
-    }
-    let stats = pool.shutdown(LONG).stats;
-    assert_eq!(
-        (stats.counts.completed, stats.counts.failed_attempts),
-        (12, 0)
-    );
-    assert_accounting(&stats);
+    serves_every_request_without_a_failed_attempt(&cfg, 12);
 }
 
 #[test]
 fn a_server_that_answers_garbage_is_an_endpoint_failure_not_a_panic() {
     let server = Server::start(&cls_model(), "cls");
     let garbage = format!("http://127.0.0.1:{}", garbage_server());
-    let pool = remote_pool(&RemoteConfig::new([garbage, server.url()], "cls"));
-    for i in 0..12 {
-        pool.submit(Request::new(image(i))).unwrap().wait().unwrap();
-    }
-    let stats = pool.shutdown(LONG).stats;
-    assert_eq!(
-        (stats.counts.completed, stats.counts.failed_attempts),
-        (12, 0)
+    serves_every_request_without_a_failed_attempt(
+        &RemoteConfig::new([garbage, server.url()], "cls"),
+        12,
     );
-    assert_accounting(&stats);
 }
 
 #[test]
