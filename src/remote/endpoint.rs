@@ -50,12 +50,13 @@ impl Endpoint {
     /// Whether it takes calls at `now` (nanoseconds since the epoch): in
     /// service, or its cooldown is over (the next call is its trial).
     pub(crate) fn available(&self, now: u64) -> bool {
-        self.aside_until.load(Ordering::Relaxed) <= now
+        self.aside_until() <= now
     }
 
-    /// Whether it is set aside at `now`.
-    pub(crate) fn is_aside(&self, now: u64) -> bool {
-        !self.available(now)
+    /// Nanoseconds since the epoch until which it is set aside (0 in
+    /// service).
+    pub(crate) fn aside_until(&self) -> u64 {
+        self.aside_until.load(Ordering::Relaxed)
     }
 
     /// Counts a call starting.

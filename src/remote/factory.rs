@@ -355,7 +355,7 @@ impl Shared {
             .clone()
             .filter(|&i| self.endpoints[i].available(now))
             .min_by_key(|&i| self.endpoints[i].in_flight())
-            .or_else(|| untried.min_by_key(|&i| self.endpoints[i].is_aside(now)))
+            .or_else(|| untried.min_by_key(|&i| self.endpoints[i].aside_until()))
     }
 
     /// Runs one inference, failing over between endpoints: a failure of
