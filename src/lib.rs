@@ -89,15 +89,15 @@ pub use crate::config::{
     TIME_WINDOW_BUCKETS,
 };
 pub use crate::core::{
-    AffinityStats, AttemptError, BatchItem, BatchResult, BatchStats, BreakerState, BreakerStats,
-    Buckets, CancelReason, Clock, CountsSnapshot, DeadLetter, DeadLetterStats, ErrorKind,
-    ErrorKindCounts, FailureRecord, GroupStats, Health, HealthSummary, InputError,
-    LatencyHistograms, LatencySnapshot, ManualClock, ManualProbe, MemoryProbe, MemorySample,
-    MemoryStats, Percentiles, PoolStats, PressureAction, PressureEvent, PressureLevel, Priority,
-    QueueDepth, Refusal, RefusalCounts, ReloadReport, ReplayError, Request, RunContext, Session,
-    SessionError, SessionFactory, SharedInput, ShutdownReport, Status, SubmitError, SysinfoProbe,
-    SystemClock, TaskError, TaskHandle, TenantStats, Transition, WindowStats, WorkerInfo,
-    WorkerStats, LATENCY_BUCKETS, MAX_GROUPS,
+    AffinityStats, AttemptError, BackendHealth, BatchItem, BatchResult, BatchStats, BreakerState,
+    BreakerStats, Buckets, CancelReason, Clock, CountsSnapshot, DeadLetter, DeadLetterStats,
+    EndpointStats, ErrorKind, ErrorKindCounts, FailureRecord, GroupStats, Health, HealthSummary,
+    InputError, LatencyHistograms, LatencySnapshot, ManualClock, ManualProbe, MemoryProbe,
+    MemorySample, MemoryStats, Percentiles, PoolStats, PressureAction, PressureEvent,
+    PressureLevel, Priority, QueueDepth, Refusal, RefusalCounts, ReloadReport, ReplayError,
+    Request, RunContext, Session, SessionError, SessionFactory, SharedInput, ShutdownReport,
+    Status, SubmitError, SysinfoProbe, SystemClock, TaskError, TaskHandle, TenantStats, Transition,
+    WindowStats, WorkerInfo, WorkerStats, LATENCY_BUCKETS, MAX_GROUPS,
 };
 pub use crate::policy::{Admission, CircuitBreaker, DeadLetterQueue};
 #[cfg(any(feature = "openvino", feature = "remote"))]

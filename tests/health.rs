@@ -154,3 +154,108 @@ fn group_without_healthy_workers_is_skipped() {
     assert!(stats.groups[0].workers[0].session_build_failures > 0);
     assert_accounting(&pool.shutdown(LONG).stats);
 }
+
+/// A backend whose readiness the test sets, as a remote server's health
+/// poll would report it.
+struct Reported {
+    ready: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl accelpool::SessionFactory<u32, &'static str> for Reported {
+    fn create(&self, _: &WorkerInfo) -> Result<Box<dyn Session<u32, &'static str>>, SessionError> {
+        Ok(Box::new(|_: &u32| -> Result<&'static str, SessionError> {
+            Ok("fleet")
+        }))
+    }
+
+    fn health(&self) -> accelpool::BackendHealth {
+        if self.ready.load(Ordering::SeqCst) {
+            accelpool::BackendHealth::Ready
+        } else {
+            accelpool::BackendHealth::NotReady("model `cls` is not ready".into())
+        }
+    }
+}
+
+#[test]
+fn a_backend_that_says_it_is_not_ready_is_skipped_and_returns_through_its_breakers_probes() {
+    use accelpool::{BreakerConfig, BreakerState};
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let clock = ManualClock::new();
+    let pool = Pool::<u32, &'static str>::builder()
+        .health_check_interval(Duration::from_millis(1))
+        .clock(Arc::new(clock.clone()))
+        .group(
+            GroupConfig::new("fleet")
+                .priority(9)
+                .pin(false)
+                .breaker(BreakerConfig {
+                    recovery_timeout: Duration::from_secs(1),
+                    half_open_max_calls: 2,
+                    ..BreakerConfig::default()
+                }),
+            Reported {
+                ready: ready.clone(),
+            },
+        )
+        .group(GroupConfig::new("cpu").priority(1), |_: &WorkerInfo| {
+            Ok(|_: &u32| -> Result<&'static str, SessionError> { Ok("cpu") })
+        })
+        .build()
+        .unwrap();
+    assert_eq!(
+        pool.submit(Request::new(1)).unwrap().wait().unwrap(),
+        "fleet"
+    );
+
+    ready.store(false, Ordering::SeqCst);
+    let stats = stats_until(&pool, "the fleet to be not ready", |s| !s.groups[0].healthy);
+    let fleet = &stats.groups[0];
+    assert_eq!(fleet.not_ready.as_deref(), Some("model `cls` is not ready"));
+    assert_eq!(fleet.breaker.state, BreakerState::Open);
+    let opened = fleet.breaker.transitions.last().unwrap();
+    assert!(
+        opened
+            .reason
+            .contains("backend not ready: model `cls` is not ready"),
+        "{opened:?}"
+    );
+    assert_eq!(stats.health.status, Health::Degraded);
+    assert!(
+        stats
+            .health
+            .reasons
+            .iter()
+            .any(|r| r.contains("`fleet`: not ready: model `cls`")),
+        "{:?}",
+        stats.health
+    );
+    // Not a call failed: every request goes to the CPU while it is down,
+    // even once its cooldown has passed (no probe goes to a backend that
+    // says it cannot serve).
+    clock.advance(Duration::from_secs(5));
+    common::supervisor_checked(&pool);
+    for _ in 0..20 {
+        assert_eq!(pool.submit(Request::new(1)).unwrap().wait().unwrap(), "cpu");
+    }
+
+    ready.store(true, Ordering::SeqCst);
+    stats_until(&pool, "the fleet to be ready", |s| s.groups[0].healthy);
+    // Its cooldown has passed: the next requests are its probes, which
+    // close the breaker.
+    for _ in 0..2 {
+        assert_eq!(
+            pool.submit(Request::new(1)).unwrap().wait().unwrap(),
+            "fleet"
+        );
+    }
+    let stats = pool.stats();
+    let fleet = &stats.groups[0];
+    assert_eq!(fleet.breaker.state, BreakerState::Closed);
+    assert_eq!(fleet.not_ready, None);
+    assert_eq!(fleet.counts.failed_attempts, 0, "{:?}", fleet.counts);
+    assert_eq!(stats.health.status, Health::Healthy);
+    let stats = pool.shutdown(LONG).stats;
+    assert_eq!(stats.counts.completed, 23);
+    assert_accounting(&stats);
+}

@@ -212,8 +212,11 @@ fn a_lone_server_that_dies_fails_the_attempt_as_transient_and_returns_by_probe()
     }
     server.restart();
     // The same connection comes back to the restarted server.
+    // Refused at submit (unavailable) while the health poll finds it
+    // down, then served.
     common::eventually("the restarted server answers", || {
-        pool.submit(Request::new(image(2))).unwrap().wait().is_ok()
+        pool.submit(Request::new(image(2)))
+            .is_ok_and(|h| h.wait().is_ok())
     });
     let stats = pool.shutdown(LONG).stats;
     assert_accounting(&stats);
@@ -410,6 +413,100 @@ fn killing_the_server_mid_run_moves_everything_to_the_local_group_and_a_restart_
                 .is_some_and(|t| t.from == BreakerState::HalfOpen)
     });
     let stats = pool.shutdown(LONG).stats;
+    assert_eq!(stats.counts.dead_lettered, 0);
+    assert_accounting(&stats);
+}
+
+#[test]
+fn the_health_poll_finds_a_dead_server_before_any_call_does_and_a_live_one_again() {
+    use accelpool::BreakerState;
+    let mut server = Server::start(&cls_model(), "cls");
+    let remote = RemoteFactory::new(
+        &RemoteConfig::new([server.url()], "cls").health_interval(Duration::from_millis(20)),
+    )
+    .unwrap();
+    let ov = OpenVinoConfig::new(cls_model(), "CPU")
+        .precision(Precision::F32)
+        .inference_threads(1);
+    let pool = Pool::builder()
+        .group(
+            GroupConfig::new("fleet")
+                .priority(9)
+                .workers(2)
+                .pin(false)
+                .breaker(accelpool::BreakerConfig {
+                    recovery_timeout: Duration::from_millis(50),
+                    ..accelpool::BreakerConfig::default()
+                }),
+            remote,
+        )
+        .group(
+            GroupConfig::new("cpu").priority(1).workers(1),
+            OpenVinoFactory::new(&ov).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let group = |stats: &accelpool::PoolStats, name: &str| {
+        stats
+            .groups
+            .iter()
+            .find(|g| g.name == name)
+            .unwrap()
+            .clone()
+    };
+    let fleet = common::stats_until(&pool, "a first poll", |s| {
+        group(s, "fleet").endpoints[0].ready == Some(true)
+    });
+    assert_eq!(group(&fleet, "fleet").endpoints[0].endpoint, server.url());
+    for i in 0..4 {
+        pool.submit(Request::new(image(i))).unwrap().wait().unwrap();
+    }
+    assert_eq!(group(&pool.stats(), "fleet").endpoints[0].answered, 4);
+
+    // Killed while idle: the poll sees it, no call has to fail first.
+    server.kill();
+    let stats = common::stats_until(&pool, "the fleet to be not ready", |s| {
+        !group(s, "fleet").healthy
+    });
+    let fleet = group(&stats, "fleet");
+    let why = fleet.not_ready.clone().unwrap();
+    assert!(
+        why.contains(&server.url()) && why.contains("server/live"),
+        "{why}"
+    );
+    assert_eq!(fleet.breaker.state, BreakerState::Open);
+    assert_eq!(fleet.endpoints[0].ready, Some(false));
+    for i in 0..10 {
+        pool.submit(Request::new(image(i))).unwrap().wait().unwrap();
+    }
+    let stats = pool.stats();
+    assert_eq!(group(&stats, "cpu").counts.completed, 10);
+    assert_eq!(group(&stats, "fleet").counts.failed_attempts, 0);
+    assert_eq!(group(&stats, "fleet").endpoints[0].failed, 0);
+    #[cfg(feature = "metrics")]
+    {
+        let text = accelpool::metrics::render(&stats);
+        let at = format!("group=\"fleet\",endpoint=\"{}\"", server.url());
+        for line in [
+            format!("accelpool_endpoint_calls_total{{{at},result=\"answered\"}} 4"),
+            format!("accelpool_endpoint_in_service{{{at}}} 0"),
+            "accelpool_group_healthy{group=\"fleet\"} 0".into(),
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+    }
+
+    // Back: the poll finds it ready, and the breaker's probes close it.
+    server.restart();
+    common::stats_until(&pool, "the fleet to be ready", |s| {
+        group(s, "fleet").healthy
+    });
+    common::eventually("the fleet to serve again", || {
+        pool.submit(Request::new(image(1))).unwrap().wait().unwrap();
+        group(&pool.stats(), "fleet").breaker.state == BreakerState::Closed
+    });
+    let stats = pool.shutdown(LONG).stats;
+    assert_eq!(group(&stats, "fleet").not_ready, None);
     assert_eq!(stats.counts.dead_lettered, 0);
     assert_accounting(&stats);
 }

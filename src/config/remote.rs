@@ -31,6 +31,10 @@ pub const REMOTE_CALL_TIMEOUT: std::ops::RangeInclusive<Duration> =
 pub const CONNECT_TIMEOUT: std::ops::RangeInclusive<Duration> =
     Duration::from_millis(1)..=Duration::from_secs(600);
 
+/// Range of [`RemoteConfig::health_interval`].
+pub const HEALTH_INTERVAL: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(10)..=Duration::from_secs(3600);
+
 /// The protocol a remote group speaks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -161,6 +165,14 @@ pub struct RemoteConfig {
     /// When an endpoint is set aside.
     #[serde(default)]
     pub endpoint_breaker: EndpointBreaker,
+    /// How often each server is asked whether it is live and ready and
+    /// whether the model is ready (`server/live`, `server/ready`,
+    /// `models/{name}/ready`), within [`HEALTH_INTERVAL`]. The pool's
+    /// supervisor starts a poll when one is due, in the background: a
+    /// server that says not ready is skipped, and when none is ready the
+    /// group is not ready (the router skips it and its breaker opens).
+    #[serde(default = "default_health_interval", with = "humantime_serde")]
+    pub health_interval: Duration,
     /// The largest message sent or read, 1 KiB to [`MAX_MESSAGE_BYTES`].
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: usize,
@@ -179,6 +191,10 @@ fn default_call_timeout() -> Duration {
 
 fn default_connect_timeout() -> Duration {
     Duration::from_secs(2)
+}
+
+fn default_health_interval() -> Duration {
+    Duration::from_secs(1)
 }
 
 fn default_max_message_bytes() -> usize {
@@ -205,6 +221,7 @@ impl RemoteConfig {
             tls: None,
             headers: BTreeMap::new(),
             endpoint_breaker: EndpointBreaker::default(),
+            health_interval: default_health_interval(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_tensor_elements: default_max_tensor_elements(),
             optional: false,
@@ -214,6 +231,12 @@ impl RemoteConfig {
     /// Sets the per-call timeout.
     pub fn call_timeout(mut self, d: Duration) -> Self {
         self.call_timeout = d;
+        self
+    }
+
+    /// Sets how often the servers' health is polled.
+    pub fn health_interval(mut self, d: Duration) -> Self {
+        self.health_interval = d;
         self
     }
 
@@ -265,6 +288,11 @@ impl RemoteConfig {
             || field("connect_timeout"),
             self.connect_timeout,
             CONNECT_TIMEOUT,
+        )?;
+        check_duration(
+            || field("health_interval"),
+            self.health_interval,
+            HEALTH_INTERVAL,
         )?;
         check_count(
             || field("max_message_bytes"),

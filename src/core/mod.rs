@@ -51,8 +51,8 @@ pub(crate) use request::{Facts, Job, Keys};
 pub use request::{Request, MAX_GROUPS};
 pub use routing::RoutingStrategy;
 pub use session::{
-    BatchItem, BatchResult, ErrorKind, RunContext, Session, SessionError, SessionFactory,
-    WorkerInfo,
+    BackendHealth, BatchItem, BatchResult, EndpointStats, ErrorKind, RunContext, Session,
+    SessionError, SessionFactory, WorkerInfo,
 };
 pub(crate) use slots::SlotCache;
 pub use snapshot::{

@@ -248,6 +248,30 @@ pub trait SessionFactory<I, O>: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Whether the backend can serve now, as the backend itself knows it
+    /// (a remote group: the servers' `server/ready` and
+    /// `models/{name}/ready`). The supervisor asks at every health check;
+    /// while the answer is [`BackendHealth::NotReady`] the router skips the
+    /// group, and the change to it opens the group's breaker, which closes
+    /// again through its probes once the backend is back. `Ready` by
+    /// default.
+    ///
+    /// It runs on the supervisor's thread, which also times the retries:
+    /// it must answer at once, from what the backend last reported (a
+    /// factory that asks over the network does so in the background, as
+    /// [`RemoteFactory`](crate::remote::RemoteFactory) does with the feature
+    /// `remote`).
+    fn health(&self) -> BackendHealth {
+        BackendHealth::Ready
+    }
+
+    /// The servers the group's sessions call, with what each has done, for
+    /// the group's stats ([`GroupStats::endpoints`](crate::GroupStats)).
+    /// Empty by default (a local device has none).
+    fn endpoints(&self) -> Vec<EndpointStats> {
+        Vec::new()
+    }
+
     /// Which queued requests may share a batch: those with equal keys
     /// (for a tensor model, the same shapes but the batch dimension).
     /// `None` runs the request alone. All requests are compatible by default.
@@ -255,6 +279,41 @@ pub trait SessionFactory<I, O>: Send + Sync + 'static {
         let _ = input;
         Some(0)
     }
+}
+
+/// A backend's own word on whether it can serve
+/// ([`SessionFactory::health`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendHealth {
+    /// It can serve (or cannot tell).
+    Ready,
+    /// It cannot serve now, and why (for the logs, the stats and the
+    /// breaker's history).
+    NotReady(String),
+}
+
+/// One server of a group's backend, as its stats show it
+/// ([`SessionFactory::endpoints`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EndpointStats {
+    /// Its address.
+    pub endpoint: String,
+    /// Calls in flight on it now.
+    pub in_flight: usize,
+    /// Calls it answered (a result or the server's own error status).
+    pub answered: u64,
+    /// Calls that failed on it (unreachable, reset, timed out, unavailable):
+    /// each was tried on the next endpoint, when there was one.
+    pub failed: u64,
+    /// Times its own breaker set it aside.
+    pub set_aside: u64,
+    /// Whether it takes calls now (false while set aside, or while its
+    /// last health poll found it not ready).
+    pub in_service: bool,
+    /// The last health poll's answer (`None` before the first).
+    pub ready: Option<bool>,
+    /// The last failure on it, if any.
+    pub last_error: Option<String>,
 }
 
 impl<I, O, F, S> SessionFactory<I, O> for F

@@ -154,8 +154,10 @@ impl HealthSummary {
         let mut usable = 0;
         for g in groups {
             let open = g.breaker.state != BreakerState::Closed;
-            if !g.healthy {
-                reasons.push(format!("group `{}`: no healthy worker", g.name));
+            match (&g.not_ready, g.healthy) {
+                (Some(why), _) => reasons.push(format!("group `{}`: not ready: {why}", g.name)),
+                (None, false) => reasons.push(format!("group `{}`: no healthy worker", g.name)),
+                (None, true) => {}
             }
             if open {
                 reasons.push(format!("group `{}`: breaker {:?}", g.name, g.breaker.state));
@@ -335,8 +337,17 @@ pub struct GroupStats {
     /// What affinity did (`None` with affinity off).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub affinity: Option<AffinityStats>,
-    /// False when none of its workers is healthy: the router skips it.
+    /// False when none of its workers is healthy, or its backend says it
+    /// is not ready: the router skips it.
     pub healthy: bool,
+    /// Why its backend says it cannot serve, while it does
+    /// ([`SessionFactory::health`](crate::SessionFactory::health)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_ready: Option<String>,
+    /// The servers it calls (a remote group), one entry each; empty for a
+    /// local device.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<crate::core::EndpointStats>,
     /// Its circuit breaker.
     pub breaker: BreakerStats,
     /// Requests queued or running now.

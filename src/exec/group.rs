@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -18,8 +19,8 @@ use super::worker_state::{HealthyWorkers, WorkerState};
 use crate::config::{AffinityConfig, GroupConfig, TenantsConfig};
 use crate::core::ErrorKindCounts;
 use crate::core::{
-    Batches, Clock, Counter, Counts, CountsSnapshot, Event, Ewma, GroupStats, Job, Latencies,
-    Priority, QueueDepth, SessionError, SessionFactory,
+    BackendHealth, Batches, Clock, Counter, Counts, CountsSnapshot, Event, Ewma, GroupStats, Job,
+    Latencies, Priority, QueueDepth, SessionError, SessionFactory,
 };
 use crate::policy::deadline::Backlog;
 use crate::policy::CircuitBreaker;
@@ -86,6 +87,11 @@ pub(crate) struct Group<I, O> {
     backend: BTreeMap<String, String>,
     breaker: CircuitBreaker,
     healthy_workers: HealthyWorkers,
+    /// False while the factory says its backend cannot serve
+    /// (`SessionFactory::health`, asked by the supervisor).
+    backend_ready: AtomicBool,
+    /// Why, while it is false.
+    not_ready: Mutex<Option<String>>,
     /// Submit-side counts (accepted, rejected); workers count the rest.
     counts: Counts,
     stuck_calls: Counter,
@@ -122,6 +128,8 @@ impl<I: 'static, O: 'static> Group<I, O> {
             ),
             breaker: CircuitBreaker::new(config.breaker.clone(), clock),
             healthy_workers: HealthyWorkers::default(),
+            backend_ready: AtomicBool::new(true),
+            not_ready: Mutex::new(None),
             config,
             backend: factory.describe().into_iter().collect(),
             factory,
@@ -193,7 +201,36 @@ impl<I, O> Group<I, O> {
 
     #[inline]
     pub(crate) fn is_healthy(&self) -> bool {
-        self.healthy_workers.any()
+        self.healthy_workers.any() && self.backend_ready.load(Ordering::Acquire)
+    }
+
+    /// Asks the factory whether its backend can serve (the supervisor, at
+    /// each health check). Turning not ready opens the breaker, so the
+    /// group comes back through its probes once it is ready again, like a
+    /// group whose calls failed; meanwhile the router skips it.
+    pub(crate) fn check_backend(&self)
+    where
+        I: 'static,
+        O: 'static,
+    {
+        let health = self.factory.health();
+        let mut reason = self.not_ready.lock();
+        match health {
+            BackendHealth::Ready => {
+                if reason.take().is_some() {
+                    tracing::info!("group `{}`: backend ready again", self.name);
+                    self.backend_ready.store(true, Ordering::Release);
+                }
+            }
+            BackendHealth::NotReady(why) => {
+                if reason.is_none() {
+                    tracing::warn!("group `{}`: backend not ready: {why}", self.name);
+                    self.backend_ready.store(false, Ordering::Release);
+                    self.breaker.trip(format!("backend not ready: {why}"));
+                }
+                *reason = Some(why);
+            }
+        }
     }
 
     /// The count a worker's health transitions move.
@@ -262,7 +299,11 @@ impl<I, O> Group<I, O> {
     }
 
     /// The group's stats; `now` in clock nanoseconds since the pool's epoch.
-    pub(crate) fn stats(&self, now: u64) -> GroupStats {
+    pub(crate) fn stats(&self, now: u64) -> GroupStats
+    where
+        I: 'static,
+        O: 'static,
+    {
         let workers = self.workers.lock();
         let retired = self.retired.lock();
         let per_worker: Vec<_> = workers.iter().map(|w| w.state.stats(now)).collect();
@@ -286,6 +327,8 @@ impl<I, O> Group<I, O> {
             tenants: self.levels.tenant_stats(),
             affinity: self.levels.affinity_stats(),
             healthy: self.is_healthy(),
+            not_ready: self.not_ready.lock().clone(),
+            endpoints: self.factory.endpoints(),
             breaker: self.breaker.stats(),
             in_flight: queue_depth.total() + self.levels.probes_waiting() + running,
             routed: counts.accepted,

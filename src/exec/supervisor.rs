@@ -9,7 +9,10 @@
 //!   worker with a fresh session takes its place and core. The stuck thread
 //!   is left to end on its own; its late result is discarded and counted.
 //!   (A group with no healthy worker is skipped by the router: see
-//!   `HealthyWorkers`.)
+//!   `HealthyWorkers`.) It also asks each group's factory whether its
+//!   backend can serve (`SessionFactory::health`, answered from what the
+//!   backend last reported): a group whose backend is not ready is skipped
+//!   too, and its breaker is opened (`Group::check_backend`).
 //!
 //! It sleeps until the next retry or check is due, so it costs an idle pool
 //! one short wake-up per check interval.
@@ -241,6 +244,7 @@ fn contain(panics: &Counter, task: &str, f: impl FnOnce()) {
 fn check_health<I: Send + Sync + 'static, O: Send + 'static>(sup: &Supervised<I, O>) {
     let now = sup.time.nanos();
     for g in sup.groups.groups() {
+        g.check_backend();
         let timeout = u64::try_from(g.config().call_timeout.as_nanos()).unwrap_or(u64::MAX);
         let mut workers = g.workers();
         for pos in 0..workers.len() {

@@ -371,6 +371,35 @@ pub fn families(stats: &PoolStats) -> Vec<MetricFamily> {
             &group,
             f64::from(u8::from(g.healthy)),
         );
+        for e in &g.endpoints {
+            let at = [("group", name), ("endpoint", e.endpoint.as_str())];
+            for (result, n) in [("answered", e.answered), ("failed", e.failed)] {
+                f.counter(
+                    "accelpool_endpoint_calls_total",
+                    "Calls to a remote group's server, by whether it answered.",
+                    &[at[0], at[1], ("result", result)],
+                    n,
+                );
+            }
+            f.counter(
+                "accelpool_endpoint_set_aside_total",
+                "Times a server's own breaker set it aside.",
+                &at,
+                e.set_aside,
+            );
+            f.gauge(
+                "accelpool_endpoint_in_flight",
+                "Calls in flight on a remote group's server.",
+                &at,
+                e.in_flight as f64,
+            );
+            f.gauge(
+                "accelpool_endpoint_in_service",
+                "1 when a remote group's server takes calls, else 0.",
+                &at,
+                f64::from(u8::from(e.in_service)),
+            );
+        }
         let h = &g.histograms;
         f.latency(
             "accelpool_queue_wait_seconds",

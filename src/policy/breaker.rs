@@ -365,6 +365,19 @@ impl CircuitBreaker {
         self.move_to(inner, OPEN, reason, seen);
     }
 
+    /// Opens the breaker now, whatever the calls said, for `reason` (a
+    /// backend that reports itself not ready): from closed with the usual
+    /// cooldown, from half-open without growing it; an open breaker stays
+    /// as it is. It comes back through its probes, as after failed calls.
+    pub fn trip(&self, reason: String) {
+        let mut inner = self.inner.lock();
+        if self.state.load(Ordering::Acquire) == OPEN {
+            return;
+        }
+        let seen = inner.window.stats(self.clock.now());
+        self.open(&mut inner, reason, seen);
+    }
+
     /// Closes the breaker by hand and resets its cooldown and window.
     pub fn reset(&self) {
         let mut inner = self.inner.lock();

@@ -4,7 +4,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,8 @@ use super::proto::{ModelInferRequest, ModelMetadataRequest, ModelReadyRequest};
 use super::{wire, RemoteError};
 use crate::config::remote::RemoteConfig;
 use crate::core::{
-    ErrorKind, InputError, RunContext, Session, SessionError, SessionFactory, WorkerInfo,
+    BackendHealth, EndpointStats, ErrorKind, InputError, RunContext, Session, SessionError,
+    SessionFactory, WorkerInfo,
 };
 use crate::tensor::{ElementType, InputShape, Tensors};
 
@@ -53,22 +54,45 @@ impl InputShape for RemoteInput {
     }
 }
 
-/// What the sessions of one group share.
-struct Shared {
-    /// Runs the calls: each worker blocks on its own call's future here.
+/// What the sessions of one group share: the runtime that drives the
+/// calls, and the rest.
+struct Remote {
+    /// Runs the calls (each worker blocks on its own call's future here)
+    /// and the health polls.
     runtime: tokio::runtime::Runtime,
-    endpoints: Vec<Endpoint>,
+    shared: Arc<Shared>,
+}
+
+impl std::ops::Deref for Remote {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+/// The servers and how to call them: what a health poll running on the
+/// runtime holds (never the runtime itself, which must not be dropped
+/// from one of its own tasks).
+pub(super) struct Shared {
+    pub(super) endpoints: Vec<Endpoint>,
     model: String,
     version: String,
     headers: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
-    call_timeout: Duration,
-    limit: u32,
-    cooldown: u64,
+    pub(super) call_timeout: Duration,
+    pub(super) limit: u32,
+    pub(super) cooldown: u64,
     max_elements: usize,
-    epoch: Instant,
+    pub(super) epoch: Instant,
     /// Where the search for the least loaded endpoint starts, turning, so
     /// ties spread.
     turn: AtomicUsize,
+    /// Nanoseconds between health polls.
+    pub(super) health_interval: u64,
+    /// Nanoseconds since the epoch when the next poll is due.
+    pub(super) next_poll: AtomicU64,
+    /// A poll is running.
+    pub(super) polling: AtomicBool,
 }
 
 /// Builds the sessions of a remote group: connects to its servers, reads
@@ -88,7 +112,7 @@ struct Shared {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct RemoteFactory {
-    shared: Arc<Shared>,
+    remote: Arc<Remote>,
     inputs: Arc<[RemoteInput]>,
     outputs: Vec<String>,
 }
@@ -96,11 +120,11 @@ pub struct RemoteFactory {
 impl std::fmt::Debug for RemoteFactory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteFactory")
-            .field("model", &self.shared.model)
+            .field("model", &self.remote.model)
             .field(
                 "endpoints",
                 &self
-                    .shared
+                    .remote
                     .endpoints
                     .iter()
                     .map(|e| &e.url)
@@ -167,7 +191,6 @@ impl RemoteFactory {
             })
             .collect::<Result<Vec<_>, RemoteError>>()?;
         let shared = Arc::new(Shared {
-            runtime,
             endpoints,
             model: config.model.clone(),
             version: config.version.clone().unwrap_or_default(),
@@ -179,13 +202,17 @@ impl RemoteFactory {
             max_elements: config.max_tensor_elements,
             epoch: Instant::now(),
             turn: AtomicUsize::new(0),
+            health_interval: u64::try_from(config.health_interval.as_nanos()).unwrap_or(u64::MAX),
+            next_poll: AtomicU64::new(0),
+            polling: AtomicBool::new(false),
         });
+        let remote = Remote { runtime, shared };
         // Read once, at start, when a server may still be warming up: a
         // short call timeout is for inference, not for this.
         let metadata_timeout = config.connect_timeout + config.call_timeout.max(METADATA_TIMEOUT);
-        let (inputs, outputs) = shared.metadata(metadata_timeout)?;
+        let (inputs, outputs) = remote.metadata(metadata_timeout)?;
         Ok(Self {
-            shared,
+            remote: Arc::new(remote),
             inputs: inputs.into(),
             outputs,
         })
@@ -196,17 +223,17 @@ impl RemoteFactory {
         &self.inputs
     }
 
-    /// Whether the model is ready on at least one server: the protocol's
-    /// `server/ready` and `models/{name}/ready`, asked of each endpoint in
-    /// turn within `timeout`. Endpoints that answer go back in service.
-    pub fn ready(&self, timeout: Duration) -> bool {
-        self.shared.endpoints.iter().any(|e| {
-            let ready = self.shared.model_ready(e, timeout);
-            if ready {
-                e.answered();
-            }
-            ready
-        })
+    /// Polls every server now, waiting up to `timeout` for each answer
+    /// (`server/live`, `server/ready`, `models/{name}/ready`), and returns
+    /// the group's health: ready when the model is ready on at least one
+    /// server. Servers found ready go back in service. A pool polls by
+    /// itself, every `health_interval`, without blocking.
+    pub fn ready(&self, timeout: Duration) -> BackendHealth {
+        let shared = Arc::clone(&self.remote.shared);
+        self.remote
+            .runtime
+            .block_on(async move { shared.poll_all(timeout).await });
+        self.remote.health()
     }
 }
 
@@ -240,7 +267,7 @@ fn tls_config(t: &crate::config::remote::TlsConfig) -> Result<ClientTlsConfig, R
 impl Shared {
     /// A request for this group's model with the group's headers, timed
     /// out after `timeout` on the server's side too.
-    fn request<T>(&self, message: T, timeout: Duration) -> tonic::Request<T> {
+    pub(super) fn request<T>(&self, message: T, timeout: Duration) -> tonic::Request<T> {
         let mut r = tonic::Request::new(message);
         r.set_timeout(timeout);
         let m = r.metadata_mut();
@@ -250,31 +277,40 @@ impl Shared {
         r
     }
 
-    /// Runs `fut` on the group's runtime, for at most `timeout`.
+    /// The model as a request names it.
+    pub(super) fn model_ready_request(&self) -> ModelReadyRequest {
+        ModelReadyRequest {
+            name: self.model.clone(),
+            version: self.version.clone(),
+        }
+    }
+
+    /// The model's name on the servers.
+    pub(super) fn model(&self) -> &str {
+        &self.model
+    }
+}
+
+/// Waits for a call's answer for at most `timeout`.
+pub(super) async fn call<T>(
+    timeout: Duration,
+    fut: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, RemoteError> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(Ok(r)) => Ok(r.into_inner()),
+        Ok(Err(status)) => Err(RemoteError::from_status(&status, timeout)),
+        Err(_) => Err(RemoteError::Timeout(timeout)),
+    }
+}
+
+impl Remote {
+    /// Runs a call on the group's runtime, for at most `timeout`.
     fn block_on<T>(
         &self,
         timeout: Duration,
         fut: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     ) -> Result<T, RemoteError> {
-        self.runtime.block_on(async {
-            match tokio::time::timeout(timeout, fut).await {
-                Ok(Ok(r)) => Ok(r.into_inner()),
-                Ok(Err(status)) => Err(RemoteError::from_status(&status, timeout)),
-                Err(_) => Err(RemoteError::Timeout(timeout)),
-            }
-        })
-    }
-
-    fn model_ready(&self, e: &Endpoint, timeout: Duration) -> bool {
-        let mut client = e.client.clone();
-        let req = ModelReadyRequest {
-            name: self.model.clone(),
-            version: self.version.clone(),
-        };
-        matches!(
-            self.block_on(timeout, client.model_ready(self.request(req, timeout))),
-            Ok(r) if r.ready
-        )
+        self.runtime.block_on(call(timeout, fut))
     }
 
     /// The model's inputs and output names, from the first endpoint that
@@ -323,7 +359,7 @@ impl Shared {
                     if inputs.is_empty() {
                         return Err(bad("the servers describe no inputs".into()));
                     }
-                    e.answered();
+                    e.back_in_service();
                     return Ok((inputs, m.outputs.into_iter().map(|t| t.name).collect()));
                 }
                 // The server answered: the model is not there, or not as asked.
@@ -382,7 +418,8 @@ impl Shared {
                     return wire::outputs(answer, self.max_elements);
                 }
                 Err(err) if err.is_endpoint_fault() => {
-                    if e.failed(nanos_since(self.epoch), self.limit, self.cooldown) {
+                    let now = nanos_since(self.epoch);
+                    if e.failed(now, self.limit, self.cooldown, err.to_string()) {
                         tracing::warn!("remote endpoint {} set aside: {err}", e.url);
                     }
                     // A lone endpoint's timeout is the attempt's.
@@ -407,22 +444,22 @@ impl SessionFactory<Tensors, Tensors> for RemoteFactory {
         _worker: &WorkerInfo,
     ) -> Result<Box<dyn Session<Tensors, Tensors>>, SessionError> {
         Ok(Box::new(RemoteSession {
-            shared: Arc::clone(&self.shared),
+            remote: Arc::clone(&self.remote),
         }))
     }
 
     fn validate(&self, input: &Tensors) -> Result<(), InputError> {
-        crate::tensor::validate(&self.inputs, input, self.shared.max_elements)
+        crate::tensor::validate(&self.inputs, input, self.remote.max_elements)
     }
 
     fn describe(&self) -> Vec<(String, String)> {
         vec![
             ("backend".into(), "remote".into()),
             ("protocol".into(), "grpc".into()),
-            ("model".into(), self.shared.model.clone()),
+            ("model".into(), self.remote.model.clone()),
             (
                 "endpoints".into(),
-                self.shared
+                self.remote
                     .endpoints
                     .iter()
                     .map(|e| e.url.as_str())
@@ -433,6 +470,19 @@ impl SessionFactory<Tensors, Tensors> for RemoteFactory {
         ]
     }
 
+    /// Starts a health poll in the background when one is due, and
+    /// answers from the last: ready while the model is ready on at least
+    /// one server (or none has been polled yet).
+    fn health(&self) -> BackendHealth {
+        self.remote.shared.poll_if_due(&self.remote.runtime);
+        self.remote.health()
+    }
+
+    fn endpoints(&self) -> Vec<EndpointStats> {
+        let now = nanos_since(self.remote.epoch);
+        self.remote.endpoints.iter().map(|e| e.stats(now)).collect()
+    }
+
     /// Each call carries one request.
     fn batch_key(&self, _input: &Tensors) -> Option<u64> {
         None
@@ -441,12 +491,12 @@ impl SessionFactory<Tensors, Tensors> for RemoteFactory {
 
 /// One in-flight call slot of a remote group (a worker's session).
 pub struct RemoteSession {
-    shared: Arc<Shared>,
+    remote: Arc<Remote>,
 }
 
 impl Session<Tensors, Tensors> for RemoteSession {
     fn run(&mut self, input: &Tensors, ctx: &RunContext<'_>) -> Result<Tensors, SessionError> {
-        let s = &self.shared;
+        let s = &self.remote;
         // Within the request's own deadline, when it has one.
         let timeout = match ctx.deadline() {
             Some(d) => s

@@ -21,6 +21,7 @@
 
 mod endpoint;
 mod factory;
+mod health;
 mod proto;
 mod wire;
 
@@ -28,7 +29,8 @@ use std::time::Duration;
 
 pub use crate::config::remote::{
     EndpointBreaker, Protocol, RemoteConfig, Secret, TlsConfig, CONNECT_TIMEOUT,
-    DEFAULT_MAX_MESSAGE_BYTES, MAX_ENDPOINTS, MAX_MESSAGE_BYTES, REMOTE_CALL_TIMEOUT,
+    DEFAULT_MAX_MESSAGE_BYTES, HEALTH_INTERVAL, MAX_ENDPOINTS, MAX_MESSAGE_BYTES,
+    REMOTE_CALL_TIMEOUT,
 };
 pub use factory::{RemoteFactory, RemoteInput, RemoteSession};
 
