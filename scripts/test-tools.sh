@@ -4,7 +4,10 @@
 #   - Prometheus and promtool: the metrics tests check the exposition with
 #     promtool and have a real Prometheus scrape the endpoint on loopback;
 #   - the DejaVu fonts (fonts-dejavu-core): the OCR tests render known
-#     text with DejaVu Sans, copied to models/fonts/ in the checkout.
+#     text with DejaVu Sans, copied to models/fonts/ in the checkout;
+#   - nginx: the remote-group TLS tests put it in front of the test server
+#     (which speaks neither TLS nor tokens) to terminate TLS and check a
+#     bearer token, on loopback.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 log() { printf 'test-tools: %s\n' "$*" >&2; }
@@ -17,6 +20,9 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
 fi
 if [ -z "$(font_file)" ]; then
   packages+=(fonts-dejavu-core)
+fi
+if [ ! -x /usr/sbin/nginx ] && ! command -v nginx >/dev/null; then
+  packages+=(nginx-light)
 fi
 
 if [ ${#packages[@]} -gt 0 ]; then
@@ -33,8 +39,13 @@ if [ ${#packages[@]} -gt 0 ]; then
   "${sudo[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
   # The prometheus package starts a system service on Debian; the tests start their own.
-  if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
-    "${sudo[@]}" systemctl stop prometheus || true
+  # So does nginx's (on port 80); the TLS tests start their own.
+  if command -v systemctl >/dev/null; then
+    for service in prometheus nginx; do
+      if systemctl is-active --quiet "$service" 2>/dev/null; then
+        "${sudo[@]}" systemctl stop "$service" || true
+      fi
+    done
   fi
 fi
 
@@ -51,3 +62,5 @@ if ! cmp -s "$font" "$repo/models/fonts/DejaVuSans.ttf"; then
   cp "$font" "$repo/models/fonts/DejaVuSans.ttf"
 fi
 log "ready: font models/fonts/DejaVuSans.ttf"
+nginx=$(command -v nginx || echo /usr/sbin/nginx)
+log "ready: $("$nginx" -v 2>&1)"

@@ -185,8 +185,11 @@ impl RemoteFactory {
             .map(|(name, value)| {
                 let key = AsciiMetadataKey::from_bytes(name.as_bytes())
                     .map_err(|_| RemoteError::Header(name.clone()))?;
-                let value = AsciiMetadataValue::try_from(value.expose())
+                let mut value = AsciiMetadataValue::try_from(value.expose())
                     .map_err(|_| RemoteError::Header(name.clone()))?;
+                // Printed as `Sensitive` by any `Debug` (an HTTP/2 trace
+                // log included), and never added to HPACK's table.
+                value.set_sensitive(true);
                 Ok((key, value))
             })
             .collect::<Result<Vec<_>, RemoteError>>()?;
@@ -317,6 +320,7 @@ impl Remote {
     /// answers.
     fn metadata(&self, timeout: Duration) -> Result<(Vec<RemoteInput>, Vec<String>), RemoteError> {
         let mut reasons = Vec::new();
+        let mut all_tls = true;
         for e in &self.endpoints {
             let mut client = e.client.clone();
             let req = ModelMetadataRequest {
@@ -369,8 +373,17 @@ impl Remote {
                         reason: format!("{}: {err}", e.url),
                     })
                 }
-                Err(err) => reasons.push(format!("{}: {err}", e.url)),
+                Err(RemoteError::Tls(why)) => reasons.push(format!("{}: {why}", e.url)),
+                Err(err) => {
+                    all_tls = false;
+                    reasons.push(format!("{}: {err}", e.url));
+                }
             }
+        }
+        // Every server refused by its certificate: a setting to fix, not
+        // servers that are down.
+        if all_tls {
+            return Err(RemoteError::Tls(reasons.join("; ")));
         }
         Err(RemoteError::Unreachable(reasons.join("; ")))
     }

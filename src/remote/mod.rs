@@ -49,7 +49,8 @@ pub enum RemoteError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The TLS settings could not be used (the CA file).
+    /// The TLS settings could not be used (the CA file), or a server's
+    /// certificate was refused (not from a trusted CA, not for its name).
     #[error("TLS: {0}")]
     Tls(String),
     /// A header's value cannot be sent (the value is not shown).
@@ -109,6 +110,9 @@ impl RemoteError {
                     if c.is::<tonic::TimeoutExpired>() {
                         return RemoteError::Timeout(timeout);
                     }
+                    if let Some(tls) = tls_failure(c) {
+                        return RemoteError::Tls(tls);
+                    }
                     e = c.source();
                 }
                 RemoteError::Transport(message())
@@ -124,9 +128,10 @@ impl RemoteError {
     /// call may go to another one.
     pub fn is_endpoint_fault(&self) -> bool {
         match self {
-            RemoteError::Timeout(_) | RemoteError::Unreachable(_) | RemoteError::Transport(_) => {
-                true
-            }
+            RemoteError::Timeout(_)
+            | RemoteError::Unreachable(_)
+            | RemoteError::Transport(_)
+            | RemoteError::Tls(_) => true,
             // The server itself says it cannot take the call now.
             RemoteError::Status { code, .. } => *code == tonic::Code::Unavailable,
             _ => false,
@@ -137,4 +142,30 @@ impl RemoteError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, RemoteError::Unreachable(_))
     }
+}
+
+/// What a TLS handshake failure in a connection's error chain means, and
+/// the setting that fixes it (`None`: not a TLS failure).
+fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use rustls::{CertificateError, Error};
+    let tls = e.downcast_ref::<Error>().or_else(|| {
+        e.downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<Error>())
+    })?;
+    Some(match tls {
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "the server's certificate is not trusted: no CA the group trusts signed it \
+             (give its CA's PEM file in `tls.ca`)"
+                .into()
+        }
+        Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => format!(
+            "the server's certificate is not for the name called ({tls}); set `tls.domain` \
+             to the name it carries"
+        ),
+        Error::InvalidCertificate(c) => format!("the server's certificate was refused: {c}"),
+        other => format!("the TLS handshake failed: {other}"),
+    })
 }

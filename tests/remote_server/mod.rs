@@ -2,6 +2,8 @@
 //! MLServer (installed into the project's venv by `scripts/setup.sh
 //! --server`) serving a model through `openvino_runtime.py` beside this
 //! file, on loopback ports of its own, started and stopped by process id.
+// Each test binary that includes it uses part of it.
+#![allow(dead_code)]
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
