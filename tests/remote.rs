@@ -510,3 +510,66 @@ fn the_health_poll_finds_a_dead_server_before_any_call_does_and_a_live_one_again
     assert_eq!(stats.counts.dead_lettered, 0);
     assert_accounting(&stats);
 }
+
+#[test]
+fn the_rest_binding_gives_the_same_outputs_and_checks_inputs_from_its_metadata() {
+    use accelpool::remote::Protocol;
+    let server = Server::start(&cls_model(), "cls");
+    let cfg = RemoteConfig::new([server.rest_url()], "cls").protocol(Protocol::Rest);
+    let remote = remote_pool(&cfg);
+    let local = local();
+    for i in 0..12 {
+        let r = remote
+            .submit(Request::new(image(i)))
+            .unwrap()
+            .wait()
+            .unwrap();
+        let l = local
+            .submit(Request::new(image(i)))
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert_eq!((&r[0].name, &r[0].shape), (&l[0].name, &l[0].shape));
+        let (a, b) = (r[0].data.as_f32().unwrap(), l[0].data.as_f32().unwrap());
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= 1e-5, "rest {a:?} against local {b:?}");
+        }
+    }
+    let wrong = vec![Tensor::f32("x", [1, 3, 48], vec![0.0; 3 * 48])];
+    match remote.submit(Request::new(wrong)) {
+        Err(e) => assert!(matches!(e.refusal(), Refusal::Invalid { .. }), "{e}"),
+        Ok(_) => panic!("a wrong rank was accepted"),
+    }
+    let stats = remote.shutdown(LONG).stats;
+    assert_eq!(stats.groups[0].backend["protocol"], "rest");
+    assert_eq!(stats.counts.completed, 12);
+    assert_accounting(&stats);
+}
+
+#[test]
+fn over_rest_a_dead_endpoint_is_passed_over_and_the_health_poll_follows_the_server() {
+    use accelpool::remote::Protocol;
+    let mut server = Server::start(&cls_model(), "cls");
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let cfg = RemoteConfig::new([dead.clone(), server.rest_url()], "cls")
+        .protocol(Protocol::Rest)
+        .health_interval(Duration::from_millis(20));
+    let pool = remote_pool(&cfg);
+    for i in 0..8 {
+        pool.submit(Request::new(image(i))).unwrap().wait().unwrap();
+    }
+    let stats = common::stats_until(&pool, "the dead endpoint marked not ready", |s| {
+        s.groups[0].endpoints[0].ready == Some(false)
+    });
+    let fleet = &stats.groups[0];
+    assert_eq!(fleet.counts.failed_attempts, 0);
+    assert_eq!(fleet.endpoints[0].endpoint, dead);
+    assert_eq!(fleet.endpoints[1].answered, 8);
+    server.kill();
+    common::stats_until(&pool, "the group not ready", |s| !s.groups[0].healthy);
+    server.restart();
+    common::stats_until(&pool, "the group ready", |s| s.groups[0].healthy);
+    let stats = pool.shutdown(LONG).stats;
+    assert_eq!(stats.counts.completed, 8);
+    assert_accounting(&stats);
+}

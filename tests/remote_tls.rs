@@ -79,7 +79,7 @@ fn tls_with_a_private_ca_and_a_token_serves_and_the_token_is_never_shown() {
     let dir = tempfile::tempdir().unwrap();
     let ca = ca(dir.path(), "ca");
     let server = Server::start(&cls_model(), "cls");
-    let proxy = TlsProxy::start(&ca, server.grpc, Some(TOKEN));
+    let proxy = TlsProxy::start(&ca, server.grpc, server.http, Some(TOKEN));
     let cfg = secured(proxy.url(), ca.pem.clone(), Some(TOKEN));
     let factory = RemoteFactory::new(&cfg).unwrap_or_else(|e| panic!("{e}\n{}", proxy.log()));
     let pool = Pool::builder()
@@ -113,7 +113,7 @@ fn a_missing_or_wrong_token_is_refused_by_the_server_and_not_shown() {
     let dir = tempfile::tempdir().unwrap();
     let ca = ca(dir.path(), "ca");
     let server = Server::start(&cls_model(), "cls");
-    let proxy = TlsProxy::start(&ca, server.grpc, Some(TOKEN));
+    let proxy = TlsProxy::start(&ca, server.grpc, server.http, Some(TOKEN));
     for token in [None, Some("wr0ng-t0ken-77")] {
         let err = RemoteFactory::new(&secured(proxy.url(), ca.pem.clone(), token)).unwrap_err();
         let text = err.to_string();
@@ -133,7 +133,7 @@ fn a_certificate_from_another_ca_or_for_another_name_is_refused_with_a_clear_err
     let dir = tempfile::tempdir().unwrap();
     let (ca, other) = (ca(dir.path(), "ca"), ca(dir.path(), "other-ca"));
     let server = Server::start(&cls_model(), "cls");
-    let proxy = TlsProxy::start(&ca, server.grpc, None);
+    let proxy = TlsProxy::start(&ca, server.grpc, server.http, None);
     let wrong_ca = RemoteFactory::new(
         &secured(proxy.url(), other.pem.clone(), None).call_timeout(Duration::from_secs(2)),
     )
@@ -160,4 +160,58 @@ fn a_certificate_from_another_ca_or_for_another_name_is_refused_with_a_clear_err
         matches!(&missing, RemoteError::Tls(t) if t.contains("missing.pem")),
         "{missing}"
     );
+}
+
+#[test]
+fn rest_over_tls_with_a_private_ca_and_a_token_serves_and_a_wrong_ca_is_refused() {
+    use accelpool::remote::Protocol;
+    let log = logged();
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, other) = (ca(dir.path(), "ca"), ca(dir.path(), "other-ca"));
+    let server = Server::start(&cls_model(), "cls");
+    let proxy = TlsProxy::start(&ca, server.grpc, server.http, Some(TOKEN));
+    let rest = |ca: PathBuf, token: Option<&str>| {
+        let cfg = RemoteConfig::new([proxy.rest_url()], "cls")
+            .protocol(Protocol::Rest)
+            .tls(TlsConfig {
+                ca: Some(ca),
+                domain: None,
+            });
+        match token {
+            Some(t) => cfg.header("authorization", Secret::new(format!("Bearer {t}"))),
+            None => cfg,
+        }
+    };
+    let factory = RemoteFactory::new(&rest(ca.pem.clone(), Some(TOKEN)))
+        .unwrap_or_else(|e| panic!("{e}\n{}", proxy.log()));
+    let pool = Pool::builder()
+        .group(GroupConfig::new("fleet").workers(2).pin(false), factory)
+        .build()
+        .unwrap();
+    for i in 0..4 {
+        let out = pool.submit(Request::new(image(i))).unwrap().wait().unwrap();
+        assert_eq!(out[0].shape, [1, 2]);
+    }
+    let stats = pool.shutdown(LONG).stats;
+    assert_eq!(stats.counts.completed, 4);
+    let access = proxy.access_log();
+    assert!(
+        access
+            .matches("/v2/models/cls/infer HTTP/1.1\" 200")
+            .count()
+            >= 4,
+        "{access}"
+    );
+    let wrong_ca = RemoteFactory::new(&rest(other.pem.clone(), Some(TOKEN))).unwrap_err();
+    assert!(
+        matches!(&wrong_ca, RemoteError::Tls(t) if t.contains("not trusted")),
+        "{wrong_ca}"
+    );
+    let no_token = RemoteFactory::new(&rest(ca.pem.clone(), None)).unwrap_err();
+    assert!(
+        no_token.to_string().contains("Unauthenticated"),
+        "{no_token}"
+    );
+    let shown = format!("{stats:?}{}", log.lock().unwrap());
+    assert!(!shown.contains(TOKEN), "the token was shown");
 }

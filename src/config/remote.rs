@@ -39,9 +39,15 @@ pub const HEALTH_INTERVAL: std::ops::RangeInclusive<Duration> =
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Protocol {
-    /// gRPC (HTTP/2), tensors in binary (`raw_input_contents`).
+    /// gRPC (HTTP/2), tensors in binary (`raw_input_contents`): the fast
+    /// path. Endpoints are the servers' gRPC ports.
     #[default]
     Grpc,
+    /// REST (JSON over HTTP/1.1), for servers or proxies that do not pass
+    /// gRPC: the same calls, tensors as JSON numbers (several times the
+    /// bytes and the encoding work of gRPC). Endpoints are the servers'
+    /// HTTP ports.
+    Rest,
 }
 
 /// A value that is never shown: a header's token. `Debug` and `Display`
@@ -144,7 +150,7 @@ pub struct RemoteConfig {
     /// The model's version; the server's choice when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
-    /// The protocol (gRPC).
+    /// The protocol: `grpc` (the default) or `rest`.
     #[serde(default)]
     pub protocol: Protocol,
     /// The longest one call may take (then it fails as timed out, and the
@@ -231,6 +237,12 @@ impl RemoteConfig {
     /// Sets the per-call timeout.
     pub fn call_timeout(mut self, d: Duration) -> Self {
         self.call_timeout = d;
+        self
+    }
+
+    /// Sets the protocol.
+    pub fn protocol(mut self, p: Protocol) -> Self {
+        self.protocol = p;
         self
     }
 
@@ -334,6 +346,35 @@ impl RemoteConfig {
                 return Err(ConfigError::new(
                     field("tls.domain"),
                     "is empty; remove it to check the endpoint's own host",
+                ));
+            }
+            if tls.domain.is_some() && self.protocol == Protocol::Rest {
+                return Err(ConfigError::new(
+                    field("tls.domain"),
+                    "is not supported with `protocol: rest`; write the endpoint with the name \
+                     its certificate carries, or use `protocol: grpc`",
+                ));
+            }
+        }
+        if self.protocol == Protocol::Rest {
+            // They go in the URL's path as they are.
+            let path_safe = |v: &str| {
+                v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+                    && v != "."
+                    && v != ".."
+            };
+            if !path_safe(&self.model) {
+                return Err(ConfigError::new(
+                    field("model"),
+                    "with `protocol: rest` a model name is letters, digits, `.`, `_` and `-` \
+                     (it goes in the URL's path)",
+                ));
+            }
+            if self.version.as_deref().is_some_and(|v| !path_safe(v)) {
+                return Err(ConfigError::new(
+                    field("version"),
+                    "with `protocol: rest` a version is letters, digits, `.`, `_` and `-`",
                 ));
             }
         }

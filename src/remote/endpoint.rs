@@ -11,7 +11,17 @@ use parking_lot::Mutex;
 use tonic::transport::Channel;
 
 use super::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
+use super::rest::Rest;
 use crate::core::EndpointStats;
+
+/// How a group talks to its servers: one protocol for all of them.
+pub(crate) enum Client {
+    /// A connection shared by the workers (HTTP/2 carries their calls side
+    /// by side).
+    Grpc(GrpcInferenceServiceClient<Channel>),
+    /// A blocking HTTP/1.1 client with its own pool of connections.
+    Rest(Rest),
+}
 
 /// Its health as the last poll found it.
 const UNKNOWN: u8 = 0;
@@ -21,7 +31,7 @@ const NOT_READY: u8 = 2;
 /// One server.
 pub(crate) struct Endpoint {
     pub(crate) url: String,
-    pub(crate) client: GrpcInferenceServiceClient<Channel>,
+    pub(crate) client: Client,
     in_flight: AtomicUsize,
     /// Failures in a row.
     failures: AtomicU32,
@@ -47,7 +57,7 @@ impl Drop for InFlight<'_> {
 }
 
 impl Endpoint {
-    pub(crate) fn new(url: String, client: GrpcInferenceServiceClient<Channel>) -> Self {
+    pub(crate) fn new(url: String, client: Client) -> Self {
         Self {
             url,
             client,

@@ -8,14 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint as TonicEndpoint};
-
-use super::endpoint::{nanos_since, Endpoint};
-use super::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
-use super::proto::{ModelInferRequest, ModelMetadataRequest, ModelReadyRequest};
-use super::{wire, RemoteError};
-use crate::config::remote::RemoteConfig;
+use super::connect::{self, Headers};
+use super::endpoint::{nanos_since, Client, Endpoint};
+use super::proto::{ModelInferResponse, ModelMetadataRequest, ModelReadyRequest};
+use super::{rest, wire, RemoteError};
+use crate::config::remote::{Protocol, RemoteConfig};
 use crate::core::{
     BackendHealth, EndpointStats, ErrorKind, InputError, RunContext, Session, SessionError,
     SessionFactory, WorkerInfo,
@@ -25,9 +22,6 @@ use crate::tensor::{ElementType, InputShape, Tensors};
 /// The least time the metadata read at start waits for each endpoint
 /// (beyond its connection).
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The largest CA file read.
-const MAX_CA_BYTES: u64 = 1 << 20;
 
 /// One model input as the servers' metadata gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +72,10 @@ pub(super) struct Shared {
     pub(super) endpoints: Vec<Endpoint>,
     model: String,
     version: String,
-    headers: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
+    protocol: Protocol,
+    /// The model (and version) under `/v2/models/` in a REST path.
+    model_path: String,
+    headers: Headers,
     pub(super) call_timeout: Duration,
     pub(super) limit: u32,
     pub(super) cooldown: u64,
@@ -149,54 +146,14 @@ impl RemoteFactory {
             .enable_all()
             .build()
             .map_err(|e| RemoteError::Runtime(e.to_string()))?;
-        let tls = match &config.tls {
-            Some(t) => Some(tls_config(t)?),
-            None => None,
-        };
-        let mut endpoints = Vec::with_capacity(config.endpoints.len());
-        for url in &config.endpoints {
-            let bad = |reason: String| RemoteError::Endpoint {
-                endpoint: url.clone(),
-                reason,
-            };
-            let mut e = TonicEndpoint::from_shared(url.clone())
-                .map_err(|e| bad(e.to_string()))?
-                .connect_timeout(config.connect_timeout)
-                .tcp_nodelay(true);
-            if url.starts_with("https://") {
-                let tls = tls
-                    .clone()
-                    .unwrap_or_else(|| ClientTlsConfig::new().with_native_roots());
-                e = e.tls_config(tls).map_err(|e| bad(format!("TLS: {e}")))?;
-            }
-            // Lazy: a server that is down now is tried again on each call.
-            let channel = {
-                let _rt = runtime.enter();
-                e.connect_lazy()
-            };
-            let client = GrpcInferenceServiceClient::new(channel)
-                .max_decoding_message_size(config.max_message_bytes)
-                .max_encoding_message_size(config.max_message_bytes);
-            endpoints.push(Endpoint::new(url.clone(), client));
-        }
-        let headers = config
-            .headers
-            .iter()
-            .map(|(name, value)| {
-                let key = AsciiMetadataKey::from_bytes(name.as_bytes())
-                    .map_err(|_| RemoteError::Header(name.clone()))?;
-                let mut value = AsciiMetadataValue::try_from(value.expose())
-                    .map_err(|_| RemoteError::Header(name.clone()))?;
-                // Printed as `Sensitive` by any `Debug` (an HTTP/2 trace
-                // log included), and never added to HPACK's table.
-                value.set_sensitive(true);
-                Ok((key, value))
-            })
-            .collect::<Result<Vec<_>, RemoteError>>()?;
+        let endpoints = connect::endpoints(config, &runtime)?;
+        let headers = connect::headers(config)?;
         let shared = Arc::new(Shared {
             endpoints,
             model: config.model.clone(),
             version: config.version.clone().unwrap_or_default(),
+            protocol: config.protocol,
+            model_path: rest::model_path(&config.model, config.version.as_deref().unwrap_or("")),
             headers,
             call_timeout: config.call_timeout,
             limit: config.endpoint_breaker.failures,
@@ -240,33 +197,6 @@ impl RemoteFactory {
     }
 }
 
-fn tls_config(t: &crate::config::remote::TlsConfig) -> Result<ClientTlsConfig, RemoteError> {
-    let mut tls = ClientTlsConfig::new();
-    match &t.ca {
-        Some(path) => {
-            use std::io::Read;
-            let mut pem = Vec::new();
-            std::fs::File::open(path)
-                .and_then(|f| f.take(MAX_CA_BYTES + 1).read_to_end(&mut pem))
-                .map_err(|e| {
-                    RemoteError::Tls(format!("reading the CA file {}: {e}", path.display()))
-                })?;
-            if pem.len() as u64 > MAX_CA_BYTES {
-                return Err(RemoteError::Tls(format!(
-                    "the CA file {} is above {MAX_CA_BYTES} bytes",
-                    path.display()
-                )));
-            }
-            tls = tls.ca_certificate(Certificate::from_pem(pem));
-        }
-        None => tls = tls.with_native_roots(),
-    }
-    if let Some(d) = &t.domain {
-        tls = tls.domain_name(d.clone());
-    }
-    Ok(tls)
-}
-
 impl Shared {
     /// A request for this group's model with the group's headers, timed
     /// out after `timeout` on the server's side too.
@@ -274,7 +204,7 @@ impl Shared {
         let mut r = tonic::Request::new(message);
         r.set_timeout(timeout);
         let m = r.metadata_mut();
-        for (k, v) in &self.headers {
+        for (k, v) in &self.headers.grpc {
             m.insert(k.clone(), v.clone());
         }
         r
@@ -291,6 +221,19 @@ impl Shared {
     /// The model's name on the servers.
     pub(super) fn model(&self) -> &str {
         &self.model
+    }
+
+    /// The model under `/v2/models/` in a REST path.
+    pub(super) fn model_path(&self) -> &str {
+        &self.model_path
+    }
+
+    /// A REST call's headers and timeout.
+    pub(super) fn rest_call(&self, timeout: Duration) -> rest::Call<'_> {
+        rest::Call {
+            headers: &self.headers.rest,
+            timeout,
+        }
     }
 }
 
@@ -322,12 +265,18 @@ impl Remote {
         let mut reasons = Vec::new();
         let mut all_tls = true;
         for e in &self.endpoints {
-            let mut client = e.client.clone();
-            let req = ModelMetadataRequest {
-                name: self.model.clone(),
-                version: self.version.clone(),
+            let answer = match &e.client {
+                Client::Grpc(c) => {
+                    let req = ModelMetadataRequest {
+                        name: self.model.clone(),
+                        version: self.version.clone(),
+                    };
+                    let mut c = c.clone();
+                    self.block_on(timeout, c.model_metadata(self.request(req, timeout)))
+                }
+                Client::Rest(r) => r.metadata(&self.model_path, &self.rest_call(timeout)),
             };
-            match self.block_on(timeout, client.model_metadata(self.request(req, timeout))) {
+            match answer {
                 Ok(m) => {
                     let bad = |reason: String| RemoteError::Metadata {
                         model: self.model.clone(),
@@ -407,11 +356,32 @@ impl Remote {
             .or_else(|| untried.min_by_key(|&i| self.endpoints[i].aside_until()))
     }
 
+    /// One inference call to one server, in its protocol.
+    fn call_infer(
+        &self,
+        client: &Client,
+        input: &Tensors,
+        id: u64,
+        timeout: Duration,
+    ) -> Result<ModelInferResponse, RemoteError> {
+        match client {
+            Client::Grpc(c) => {
+                let req = wire::request(&self.model, &self.version, id, input);
+                let mut c = c.clone();
+                self.block_on(timeout, c.model_infer(self.request(req, timeout)))
+            }
+            Client::Rest(r) => {
+                let body = rest::infer_body(id, input);
+                r.infer(&self.model_path, &body, &self.rest_call(timeout))
+            }
+        }
+    }
+
     /// Runs one inference, failing over between endpoints: a failure of
     /// the endpoint itself (unreachable, reset, timed out) counts against
     /// it and the next one is tried; an answer (a result, or the server's
     /// own error status) ends the attempt.
-    fn infer(&self, req: ModelInferRequest, timeout: Duration) -> Result<Tensors, RemoteError> {
+    fn infer(&self, input: &Tensors, id: u64, timeout: Duration) -> Result<Tensors, RemoteError> {
         let mut tried = 0u64;
         let mut reasons = Vec::new();
         while let Some(i) = self.pick(tried) {
@@ -419,11 +389,7 @@ impl Remote {
             let e = &self.endpoints[i];
             let result = {
                 let _in_flight = e.start();
-                let mut client = e.client.clone();
-                self.block_on(
-                    timeout,
-                    client.model_infer(self.request(req.clone(), timeout)),
-                )
+                self.call_infer(&e.client, input, id, timeout)
             };
             match result {
                 Ok(answer) => {
@@ -468,7 +434,14 @@ impl SessionFactory<Tensors, Tensors> for RemoteFactory {
     fn describe(&self) -> Vec<(String, String)> {
         vec![
             ("backend".into(), "remote".into()),
-            ("protocol".into(), "grpc".into()),
+            (
+                "protocol".into(),
+                match self.remote.protocol {
+                    Protocol::Grpc => "grpc",
+                    Protocol::Rest => "rest",
+                }
+                .into(),
+            ),
             ("model".into(), self.remote.model.clone()),
             (
                 "endpoints".into(),
@@ -520,8 +493,8 @@ impl Session<Tensors, Tensors> for RemoteSession {
         if timeout.is_zero() {
             return Err(RemoteError::Timeout(timeout).into());
         }
-        let req = wire::request(&s.model, &s.version, ctx.request_id(), input);
-        s.infer(req, timeout).map_err(SessionError::from)
+        s.infer(input, ctx.request_id(), timeout)
+            .map_err(SessionError::from)
     }
 }
 

@@ -20,9 +20,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::endpoint::{nanos_since, Endpoint};
+use super::endpoint::{nanos_since, Client};
 use super::factory::{call, Shared};
 use super::proto::{ServerLiveRequest, ServerReadyRequest};
+use super::RemoteError;
 use crate::core::BackendHealth;
 
 impl Shared {
@@ -52,8 +53,8 @@ impl Shared {
         for i in 0..self.endpoints.len() {
             let shared = Arc::clone(&self);
             polls.spawn(async move {
+                let answer = shared.ask(i, timeout).await;
                 let e = &shared.endpoints[i];
-                let answer = shared.ask(e, timeout).await;
                 let was = e.ready();
                 let now = nanos_since(shared.epoch);
                 if e.polled(answer, now, shared.limit, shared.cooldown) {
@@ -74,32 +75,72 @@ impl Shared {
         while polls.join_next().await.is_some() {}
     }
 
-    /// One server's answer: `Ok` when the model is ready on it, otherwise
+    /// Server `i`'s answer: `Ok` when the model is ready on it, otherwise
     /// why not (not reachable, not live, not ready, the model not ready).
-    async fn ask(&self, e: &Endpoint, timeout: Duration) -> Result<(), String> {
-        let (mut a, mut b, mut c) = (e.client.clone(), e.client.clone(), e.client.clone());
-        let (live, ready, model) = tokio::join!(
-            call(
-                timeout,
-                a.server_live(self.request(ServerLiveRequest {}, timeout))
-            ),
-            call(
-                timeout,
-                b.server_ready(self.request(ServerReadyRequest {}, timeout))
-            ),
-            call(
-                timeout,
-                c.model_ready(self.request(self.model_ready_request(), timeout))
-            ),
-        );
+    async fn ask(self: &Arc<Self>, i: usize, timeout: Duration) -> Result<(), String> {
+        match &self.endpoints[i].client {
+            Client::Grpc(c) => {
+                let (mut a, mut b, mut m) = (c.clone(), c.clone(), c.clone());
+                let (live, ready, model) = tokio::join!(
+                    call(
+                        timeout,
+                        a.server_live(self.request(ServerLiveRequest {}, timeout))
+                    ),
+                    call(
+                        timeout,
+                        b.server_ready(self.request(ServerReadyRequest {}, timeout))
+                    ),
+                    call(
+                        timeout,
+                        m.model_ready(self.request(self.model_ready_request(), timeout))
+                    ),
+                );
+                self.verdict(
+                    live.map(|r| r.live),
+                    ready.map(|r| r.ready),
+                    model.map(|r| r.ready),
+                )
+            }
+            // A blocking client: on the runtime's blocking threads.
+            Client::Rest(_) => {
+                let shared = Arc::clone(self);
+                tokio::task::spawn_blocking(move || {
+                    let Client::Rest(r) = &shared.endpoints[i].client else {
+                        unreachable!("matched above");
+                    };
+                    let call = shared.rest_call(timeout);
+                    let model = format!("/v2/models/{}/ready", shared.model_path());
+                    match r.healthy(&model, &call) {
+                        Ok(true) => Ok(()),
+                        model => shared.verdict(
+                            r.healthy("/v2/health/live", &call),
+                            r.healthy("/v2/health/ready", &call),
+                            model,
+                        ),
+                    }
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("the health poll failed: {e}")))
+            }
+        }
+    }
+
+    /// One server's health from its three answers (the model's readiness
+    /// decides; the others say why it is not).
+    fn verdict(
+        &self,
+        live: Result<bool, RemoteError>,
+        ready: Result<bool, RemoteError>,
+        model: Result<bool, RemoteError>,
+    ) -> Result<(), String> {
         match (live, ready, model) {
-            (_, _, Ok(m)) if m.ready => Ok(()),
+            (_, _, Ok(true)) => Ok(()),
             (Err(err), _, _) => Err(format!("server/live: {err}")),
-            (Ok(l), _, _) if !l.live => Err("the server is not live".into()),
+            (Ok(false), _, _) => Err("the server is not live".into()),
             (_, Err(err), _) => Err(format!("server/ready: {err}")),
-            (_, Ok(r), _) if !r.ready => Err("the server is not ready".into()),
+            (_, Ok(false), _) => Err("the server is not ready".into()),
             (_, _, Err(err)) => Err(format!("models/{}/ready: {err}", self.model())),
-            (_, _, Ok(_)) => Err(format!("model `{}` is not ready", self.model())),
+            (_, _, Ok(false)) => Err(format!("model `{}` is not ready", self.model())),
         }
     }
 

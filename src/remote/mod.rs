@@ -19,10 +19,12 @@
 //! Header values (a bearer token) are [`Secret`]s: never logged, never in
 //! an error or the stats.
 
+mod connect;
 mod endpoint;
 mod factory;
 mod health;
 mod proto;
+mod rest;
 mod wire;
 
 use std::time::Duration;
@@ -147,13 +149,18 @@ impl RemoteError {
 /// What a TLS handshake failure in a connection's error chain means, and
 /// the setting that fixes it (`None`: not a TLS failure).
 fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
-    use rustls::{CertificateError, Error};
-    let tls = e.downcast_ref::<Error>().or_else(|| {
+    let tls = e.downcast_ref::<rustls::Error>().or_else(|| {
         e.downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<Error>())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     })?;
-    Some(match tls {
+    Some(tls_explained(tls))
+}
+
+/// What a TLS failure means, and the setting that fixes it.
+fn tls_explained(tls: &rustls::Error) -> String {
+    use rustls::{CertificateError, Error};
+    match tls {
         Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
             "the server's certificate is not trusted: no CA the group trusts signed it \
              (give its CA's PEM file in `tls.ca`)"
@@ -167,5 +174,5 @@ fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
         ),
         Error::InvalidCertificate(c) => format!("the server's certificate was refused: {c}"),
         other => format!("the TLS handshake failed: {other}"),
-    })
+    }
 }

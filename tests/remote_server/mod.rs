@@ -16,6 +16,8 @@ pub struct Server {
     child: Option<Child>,
     /// The gRPC port.
     pub grpc: u16,
+    /// The REST (HTTP) port.
+    pub http: u16,
     dir: tempfile::TempDir,
 }
 
@@ -46,10 +48,10 @@ impl Server {
     /// connections (MLServer opens it once the model is loaded).
     pub fn start(model_file: &Path, name: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let grpc = free_port();
+        let (grpc, http) = (free_port(), free_port());
         let settings = serde_json::json!({
             "host": "127.0.0.1",
-            "http_port": free_port(),
+            "http_port": http,
             "grpc_port": grpc,
             "metrics_endpoint": null,
             "parallel_workers": 0,
@@ -66,6 +68,7 @@ impl Server {
         let mut s = Self {
             child: None,
             grpc,
+            http,
             dir,
         };
         s.spawn();
@@ -75,6 +78,11 @@ impl Server {
     /// The gRPC endpoint.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.grpc)
+    }
+
+    /// The REST endpoint.
+    pub fn rest_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http)
     }
 
     fn spawn(&mut self) {
@@ -94,7 +102,9 @@ impl Server {
         // Many servers may start at once on a loaded or one-CPU machine.
         let until = Instant::now() + Duration::from_secs(600);
         loop {
-            if TcpStream::connect(("127.0.0.1", self.grpc)).is_ok() {
+            if TcpStream::connect(("127.0.0.1", self.grpc)).is_ok()
+                && TcpStream::connect(("127.0.0.1", self.http)).is_ok()
+            {
                 return;
             }
             let exited = self.child.as_mut().unwrap().try_wait().unwrap();

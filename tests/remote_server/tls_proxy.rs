@@ -39,6 +39,9 @@ pub fn ca(dir: &Path, name: &str) -> Ca {
 pub struct TlsProxy {
     child: Option<Child>,
     pub port: u16,
+    /// The port of its REST front (HTTP/1.1 over TLS to the server's
+    /// REST port).
+    pub rest_port: u16,
     dir: tempfile::TempDir,
 }
 
@@ -52,11 +55,12 @@ fn nginx() -> &'static str {
 }
 
 impl TlsProxy {
-    /// Serves TLS on a free loopback port with a certificate for
-    /// [`SERVER_NAME`] signed by `ca`, passing calls to the gRPC server on
-    /// `upstream`; with `token`, a call without `authorization: Bearer
-    /// <token>` is refused (HTTP 401, gRPC `Unauthenticated`).
-    pub fn start(ca: &Ca, upstream: u16, token: Option<&str>) -> Self {
+    /// Serves TLS on free loopback ports with a certificate for
+    /// [`SERVER_NAME`] signed by `ca`, passing calls to the server's gRPC
+    /// port `upstream` on one and to its REST port `rest` on the other;
+    /// with `token`, a call without `authorization: Bearer <token>` is
+    /// refused (gRPC `Unauthenticated`, HTTP 401).
+    pub fn start(ca: &Ca, upstream: u16, rest: u16, token: Option<&str>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let key = KeyPair::generate().unwrap();
@@ -66,7 +70,14 @@ impl TlsProxy {
             .unwrap();
         std::fs::write(d.join("server.pem"), cert.pem()).unwrap();
         std::fs::write(d.join("server.key"), key.serialize_pem()).unwrap();
-        let port = free_port();
+        let rest_key = KeyPair::generate().unwrap();
+        let rest_cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&rest_key, &ca.issuer)
+            .unwrap();
+        std::fs::write(d.join("rest.pem"), rest_cert.pem()).unwrap();
+        std::fs::write(d.join("rest.key"), rest_key.serialize_pem()).unwrap();
+        let (port, rest_port) = (free_port(), free_port());
         // Refused as a gRPC server refuses a call: HTTP 200 with the
         // status `Unauthenticated` (16) in the headers.
         let check = token.map_or(String::new(), |t| {
@@ -105,6 +116,16 @@ http {{
       grpc_pass grpc://127.0.0.1:{upstream};
     }}
   }}
+  server {{
+    listen 127.0.0.1:{rest_port} ssl;
+    ssl_certificate {d}/rest.pem;
+    ssl_certificate_key {d}/rest.key;
+    client_max_body_size 64m;
+    location / {{
+      {check}
+      proxy_pass http://127.0.0.1:{rest};
+    }}
+  }}
 }}
 "
         );
@@ -125,10 +146,13 @@ http {{
         let mut proxy = Self {
             child: Some(child),
             port,
+            rest_port,
             dir,
         };
         let until = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+            || std::net::TcpStream::connect(("127.0.0.1", rest_port)).is_err()
+        {
             let exited = proxy.child.as_mut().unwrap().try_wait().unwrap();
             if exited.is_some() || Instant::now() > until {
                 panic!("nginx did not start ({exited:?}): {}", proxy.log());
@@ -138,9 +162,15 @@ http {{
         proxy
     }
 
-    /// The TLS endpoint.
+    /// The TLS endpoint (gRPC).
     pub fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The TLS endpoint (REST). Its certificate is for `127.0.0.1`, the
+    /// host it is called by (`tls.domain` is gRPC's only).
+    pub fn rest_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.rest_port)
     }
 
     /// nginx's own output and error log.
