@@ -573,3 +573,60 @@ fn over_rest_a_dead_endpoint_is_passed_over_and_the_health_poll_follows_the_serv
     assert_eq!(stats.counts.completed, 8);
     assert_accounting(&stats);
 }
+
+#[test]
+fn a_runtime_hosts_a_local_model_and_a_remote_one_which_takes_no_core_from_the_budget() {
+    use accelpool::{Runtime, RuntimeConfig};
+    let server = Server::start(&cls_model(), "cls");
+    // One core in the budget, not shared: the local model's pinned worker
+    // takes it; the remote model's calls in flight take none.
+    let yaml = format!(
+        "cores: [0]
+share_cores: false
+models:
+  local:
+    groups:
+      - name: cpu
+        workers: 1
+        backend:
+          openvino: {{ model: {model}, device: CPU, precision: f32 }}
+  fleet:
+    groups:
+      - name: fleet
+        workers: 8
+        pin: false
+        backend:
+          remote: {{ endpoints: [\"{url}\"], model: cls }}
+",
+        model = cls_model().display(),
+        url = server.url()
+    );
+    let rt = Runtime::from_backends(RuntimeConfig::from_yaml(&yaml).unwrap()).unwrap();
+    for i in 0..6 {
+        let l = rt.submit("local", Request::new(image(i))).unwrap();
+        let r = rt.submit("fleet", Request::new(image(i))).unwrap();
+        let (l, r) = (l.wait().unwrap(), r.wait().unwrap());
+        let (a, b) = (l[0].data.as_f32().unwrap(), r[0].data.as_f32().unwrap());
+        assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-5));
+    }
+    let stats = rt.stats();
+    let model = |name: &str| stats.models.iter().find(|m| m.name == name).unwrap();
+    assert_eq!(model("local").cores, [0]);
+    assert!(model("fleet").cores.is_empty());
+    assert_eq!(model("fleet").stats.groups[0].endpoints[0].answered, 6);
+    // A model whose servers do not answer is refused, naming the model
+    // and the group.
+    let dead = format!(
+        "models:\n  gone:\n    groups:\n      - name: fleet\n        pin: false\n        backend:\n          remote: {{ endpoints: [\"http://127.0.0.1:{}\"], model: cls, connect_timeout: 200ms }}\n",
+        free_port()
+    );
+    let err = Runtime::from_backends(RuntimeConfig::from_yaml(&dead).unwrap()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("model `gone`: group `fleet`: no server answered"),
+        "{text}"
+    );
+    for (_, report) in rt.shutdown(LONG) {
+        assert_accounting(&report.stats);
+    }
+}

@@ -21,8 +21,8 @@ use crate::exec::pinning::CorePlan;
 use crate::policy::cores::{self, Allotment};
 use crate::pool::{BuildError, Pool, PoolBuilder};
 
-#[cfg(feature = "openvino")]
-mod openvino;
+#[cfg(any(feature = "openvino", feature = "remote"))]
+mod backends;
 
 /// Why a model could not be added or removed.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +77,15 @@ pub enum RuntimeError {
         model: String,
         /// The backend's error.
         source: crate::openvino::OpenVinoError,
+    },
+    /// A group's backend (OpenVINO or remote) could not be set up.
+    #[cfg(any(feature = "openvino", feature = "remote"))]
+    #[error("model `{model}`: {source}")]
+    Backend {
+        /// The model.
+        model: String,
+        /// The group and its backend's error.
+        source: crate::pool::BackendError,
     },
 }
 
