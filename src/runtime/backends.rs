@@ -46,7 +46,10 @@ impl Runtime<Tensors, Tensors> {
     /// ```
     pub fn from_backends(config: RuntimeConfig) -> Result<Self, RuntimeError> {
         Self::from_models(config, PoolBuilder::from_backends, |model, source| {
-            RuntimeError::Backend { model, source }
+            RuntimeError::Backend {
+                model,
+                source: Box::new(source),
+            }
         })
     }
 

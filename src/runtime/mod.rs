@@ -84,8 +84,9 @@ pub enum RuntimeError {
     Backend {
         /// The model.
         model: String,
-        /// The group and its backend's error.
-        source: crate::pool::BackendError,
+        /// The group and its backend's error (boxed: it is large, and
+        /// every other result of the runtime carries this type).
+        source: Box<crate::pool::BackendError>,
     },
 }
 
