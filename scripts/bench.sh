@@ -17,6 +17,10 @@ cargo bench --bench dispatch --bench throughput --bench priority_isolation --ben
 # The OCR pipeline end to end (its images are drawn with the tests' font).
 ./scripts/test-tools.sh
 cargo bench -p accelpool-ocr --bench pipeline
+# The remote group against the real test server (MLServer, installed into
+# the venv) and MLServer's own Python client.
+./scripts/setup.sh --server
+cargo bench --features remote --bench remote
 echo "benchmarks ran in $(( $(date +%s) - start )) s (quick=$ACCELPOOL_BENCH_QUICK)"
 python3 - "$out" <<'PY'
 import json, os, pathlib, platform, sys, time
@@ -30,7 +34,7 @@ summary = {
     "quick": os.environ.get("ACCELPOOL_BENCH_QUICK") == "1",
     "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
 }
-for name in ["dispatch", "throughput", "priority_isolation", "idle_cost", "breaker_availability", "inference", "batching", "deadline_admission", "tenants", "affinity", "ocr"]:
+for name in ["dispatch", "throughput", "priority_isolation", "idle_cost", "breaker_availability", "inference", "batching", "deadline_admission", "tenants", "affinity", "ocr", "remote"]:
     f = out / f"{name}.json"
     summary[name] = json.loads(f.read_text()) if f.exists() else None
 (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
