@@ -48,7 +48,10 @@ fn remote_group(server: &remote_server::Server, workers: usize) -> (GroupConfig,
     let factory = RemoteFactory::new(&RemoteConfig::new([server.url()], "cls"))
         .expect("the test server answers");
     (
-        GroupConfig::new("fleet").workers(workers).pin(false).capacity(256),
+        GroupConfig::new("fleet")
+            .workers(workers)
+            .pin(false)
+            .capacity(256),
         factory,
     )
 }
@@ -123,7 +126,12 @@ fn measured(
         .groups
         .iter()
         .zip(&before.groups)
-        .map(|(g, b)| (g.name.clone(), json!(g.counts.completed - b.counts.completed)))
+        .map(|(g, b)| {
+            (
+                g.name.clone(),
+                json!(g.counts.completed - b.counts.completed),
+            )
+        })
         .collect();
     s["completed_by_group"] = json!(by_group);
     s
@@ -172,7 +180,10 @@ fn main() {
             // server the other has just warmed.
             let (py, ours) = if round % 2 == 0 {
                 let py = python_client(&server, concurrency, seconds);
-                (py, with_cpu(pid, || closed_loop(&pool, concurrency, seconds)))
+                (
+                    py,
+                    with_cpu(pid, || closed_loop(&pool, concurrency, seconds)),
+                )
             } else {
                 let ours = with_cpu(pid, || closed_loop(&pool, concurrency, seconds));
                 (python_client(&server, concurrency, seconds), ours)
@@ -208,7 +219,12 @@ fn cpu_seconds(pid: u32) -> f64 {
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // SAFETY: sysconf only reads a system constant.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     // utime and stime are the 14th and 15th fields, 12th and 13th after `)`.
@@ -236,11 +252,21 @@ fn together(server: &remote_server::Server, seconds: f64) -> Value {
     let pid = server.pid().expect("the server runs");
     let local = {
         let (g, f) = local_group();
-        measured(Pool::builder().group(g, f).build().unwrap(), CLIENTS, seconds, pid)
+        measured(
+            Pool::builder().group(g, f).build().unwrap(),
+            CLIENTS,
+            seconds,
+            pid,
+        )
     };
     let remote = {
         let (g, f) = remote_group(server, 4);
-        measured(Pool::builder().group(g, f).build().unwrap(), CLIENTS, seconds, pid)
+        measured(
+            Pool::builder().group(g, f).build().unwrap(),
+            CLIENTS,
+            seconds,
+            pid,
+        )
     };
     let both = {
         let (lg, lf) = local_group();
