@@ -22,27 +22,16 @@ mod common;
 #[path = "../tests/remote_server/mod.rs"]
 mod remote_server;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use accelpool::openvino::{OpenVinoConfig, OpenVinoFactory, Precision, Tensor, Tensors};
+use accelpool::openvino::{OpenVinoConfig, OpenVinoFactory, Precision, Tensors};
 use accelpool::remote::{RemoteConfig, RemoteFactory};
 use accelpool::{GroupConfig, Pool, Request};
+use remote_server::{cls_model, image};
 use serde_json::{json, Value};
-
-fn model() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/ppocr/cls.onnx")
-}
-
-/// The same values as `client.py`'s `image(seed)`.
-fn image(seed: usize) -> Tensors {
-    let data = (0..3 * 48 * 192)
-        .map(|i| ((i * 7919 + seed * 104_729) % 255) as f32 / 255.0 - 0.5)
-        .collect();
-    vec![Tensor::f32("x", [1, 3, 48, 192], data)]
-}
 
 fn remote_group(server: &remote_server::Server, workers: usize) -> (GroupConfig, RemoteFactory) {
     let factory = RemoteFactory::new(&RemoteConfig::new([server.url()], "cls"))
@@ -58,7 +47,7 @@ fn remote_group(server: &remote_server::Server, workers: usize) -> (GroupConfig,
 
 /// The local CPU group: one worker, one inference thread.
 fn local_group() -> (GroupConfig, OpenVinoFactory) {
-    let cfg = OpenVinoConfig::new(model(), "CPU")
+    let cfg = OpenVinoConfig::new(cls_model(), "CPU")
         .precision(Precision::F32)
         .inference_threads(1);
     (
@@ -163,7 +152,7 @@ fn python_client(server: &remote_server::Server, concurrency: usize, seconds: f6
 fn main() {
     let seconds = common::pick(3.0, 10.0);
     let rounds = common::pick(1, 3);
-    let server = remote_server::Server::start(&model(), "cls");
+    let server = remote_server::Server::start(&cls_model(), "cls");
     let pid = server.pid().expect("the server runs");
 
     // 1. Overhead against the protocol's own Python client, alternating.

@@ -35,6 +35,16 @@ impl Session<&'static str, (usize, u32)> for MaybeHang {
     }
 }
 
+/// The pool is degraded, and one of the reasons says `why`.
+fn assert_degraded_because(stats: &accelpool::PoolStats, why: &str) {
+    assert_eq!(stats.health.status, Health::Degraded);
+    assert!(
+        stats.health.reasons.iter().any(|r| r.contains(why)),
+        "{:?}",
+        stats.health
+    );
+}
+
 #[test]
 fn stuck_call_fails_over_and_its_worker_is_replaced() {
     let clock = ManualClock::new();
@@ -140,16 +150,7 @@ fn group_without_healthy_workers_is_skipped() {
         assert_eq!(pool.submit(Request::new(1)).unwrap().wait().unwrap(), "cpu");
     }
     let stats = pool.stats();
-    assert_eq!(stats.health.status, Health::Degraded);
-    assert!(
-        stats
-            .health
-            .reasons
-            .iter()
-            .any(|r| r.contains("`npu`: no healthy worker")),
-        "{:?}",
-        stats.health
-    );
+    assert_degraded_because(&stats, "`npu`: no healthy worker");
     assert!(!stats.groups[0].workers[0].healthy);
     assert!(stats.groups[0].workers[0].session_build_failures > 0);
     assert_accounting(&pool.shutdown(LONG).stats);
@@ -220,16 +221,7 @@ fn a_backend_that_says_it_is_not_ready_is_skipped_and_returns_through_its_breake
             .contains("backend not ready: model `cls` is not ready"),
         "{opened:?}"
     );
-    assert_eq!(stats.health.status, Health::Degraded);
-    assert!(
-        stats
-            .health
-            .reasons
-            .iter()
-            .any(|r| r.contains("`fleet`: not ready: model `cls`")),
-        "{:?}",
-        stats.health
-    );
+    assert_degraded_because(&stats, "`fleet`: not ready: model `cls`");
     // Not a call failed: every request goes to the CPU while it is down,
     // even once its cooldown has passed (no probe goes to a backend that
     // says it cannot serve).

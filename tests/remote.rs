@@ -7,31 +7,56 @@
 mod common;
 mod remote_server;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use accelpool::openvino::{OpenVinoConfig, OpenVinoFactory, Precision, Tensor, Tensors};
 use accelpool::remote::{RemoteConfig, RemoteError, RemoteFactory};
 use accelpool::{ErrorKind, GroupConfig, Pool, Refusal, Request, RetryPolicy, TaskError};
 use common::{assert_accounting, LONG};
-use remote_server::{free_port, garbage_server, silent_server, Server};
+use remote_server::{cls_model, free_port, garbage_server, image, silent_server, Server};
 
-fn cls_model() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/ppocr/cls.onnx")
-}
-
-/// The classifier in f32 on the local CPU, as the server runs it.
-fn local() -> Pool<Tensors, Tensors> {
+/// The classifier in f32 on the local CPU with one inference thread, as
+/// the server runs it.
+fn cpu_factory() -> OpenVinoFactory {
     let ov = OpenVinoConfig::new(cls_model(), "CPU")
         .precision(Precision::F32)
         .inference_threads(1);
+    OpenVinoFactory::new(&ov).unwrap()
+}
+
+/// A pool with only the local CPU group.
+fn local() -> Pool<Tensors, Tensors> {
     Pool::builder()
+        .group(GroupConfig::new("cpu").workers(1), cpu_factory())
+        .build()
+        .unwrap()
+}
+
+/// The fleet first (`fleet`, priority 9), the local CPU (one worker,
+/// priority 1) as its fallback.
+fn fleet_then_cpu(
+    builder: accelpool::PoolBuilder<Tensors, Tensors>,
+    fleet: GroupConfig,
+    remote: RemoteFactory,
+) -> Pool<Tensors, Tensors> {
+    builder
+        .group(fleet.priority(9).pin(false), remote)
         .group(
-            GroupConfig::new("cpu").workers(1),
-            OpenVinoFactory::new(&ov).unwrap(),
+            GroupConfig::new("cpu").priority(1).workers(1),
+            cpu_factory(),
         )
         .build()
         .unwrap()
+}
+
+/// The group named `name` in `stats`.
+fn group(stats: &accelpool::PoolStats, name: &str) -> accelpool::GroupStats {
+    stats
+        .groups
+        .iter()
+        .find(|g| g.name == name)
+        .unwrap()
+        .clone()
 }
 
 fn remote_pool(cfg: &RemoteConfig) -> Pool<Tensors, Tensors> {
@@ -42,14 +67,6 @@ fn remote_pool(cfg: &RemoteConfig) -> Pool<Tensors, Tensors> {
         )
         .build()
         .unwrap()
-}
-
-/// A text-line image the classifier takes, different for each `seed`.
-fn image(seed: usize) -> Tensors {
-    let data = (0..3 * 48 * 192)
-        .map(|i| ((i * 7919 + seed * 104_729) % 255) as f32 / 255.0 - 0.5)
-        .collect();
-    vec![Tensor::f32("x", [1, 3, 48, 192], data)]
 }
 
 #[test]
@@ -330,9 +347,6 @@ fn killing_the_server_mid_run_moves_everything_to_the_local_group_and_a_restart_
         &RemoteConfig::new([server.url()], "cls").call_timeout(Duration::from_secs(5)),
     )
     .unwrap();
-    let ov = OpenVinoConfig::new(cls_model(), "CPU")
-        .precision(Precision::F32)
-        .inference_threads(1);
     let breaker = BreakerConfig {
         window: 20,
         minimum_calls: 4,
@@ -341,35 +355,16 @@ fn killing_the_server_mid_run_moves_everything_to_the_local_group_and_a_restart_
         max_backoff: Duration::from_millis(400),
         ..BreakerConfig::default()
     };
-    // The fleet first, the local CPU as the fallback.
-    let pool = Pool::builder()
-        .retry(RetryPolicy {
-            max_attempts: 3,
-            initial_backoff: Duration::from_millis(1),
-            ..RetryPolicy::default()
-        })
-        .group(
-            GroupConfig::new("fleet")
-                .priority(9)
-                .workers(4)
-                .pin(false)
-                .breaker(breaker),
-            remote,
-        )
-        .group(
-            GroupConfig::new("cpu").priority(1).workers(1),
-            OpenVinoFactory::new(&ov).unwrap(),
-        )
-        .build()
-        .unwrap();
-    let group = |stats: &accelpool::PoolStats, name: &str| {
-        stats
-            .groups
-            .iter()
-            .find(|g| g.name == name)
-            .unwrap()
-            .clone()
+    let retry = RetryPolicy {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(1),
+        ..RetryPolicy::default()
     };
+    let pool = fleet_then_cpu(
+        Pool::builder().retry(retry),
+        GroupConfig::new("fleet").workers(4).breaker(breaker),
+        remote,
+    );
     let first: Vec<_> = (0..20)
         .map(|i| pool.submit(Request::new(image(i))).unwrap())
         .collect();
@@ -425,35 +420,16 @@ fn the_health_poll_finds_a_dead_server_before_any_call_does_and_a_live_one_again
         &RemoteConfig::new([server.url()], "cls").health_interval(Duration::from_millis(20)),
     )
     .unwrap();
-    let ov = OpenVinoConfig::new(cls_model(), "CPU")
-        .precision(Precision::F32)
-        .inference_threads(1);
-    let pool = Pool::builder()
-        .group(
-            GroupConfig::new("fleet")
-                .priority(9)
-                .workers(2)
-                .pin(false)
-                .breaker(accelpool::BreakerConfig {
-                    recovery_timeout: Duration::from_millis(50),
-                    ..accelpool::BreakerConfig::default()
-                }),
-            remote,
-        )
-        .group(
-            GroupConfig::new("cpu").priority(1).workers(1),
-            OpenVinoFactory::new(&ov).unwrap(),
-        )
-        .build()
-        .unwrap();
-    let group = |stats: &accelpool::PoolStats, name: &str| {
-        stats
-            .groups
-            .iter()
-            .find(|g| g.name == name)
-            .unwrap()
-            .clone()
-    };
+    let pool = fleet_then_cpu(
+        Pool::builder(),
+        GroupConfig::new("fleet")
+            .workers(2)
+            .breaker(accelpool::BreakerConfig {
+                recovery_timeout: Duration::from_millis(50),
+                ..accelpool::BreakerConfig::default()
+            }),
+        remote,
+    );
     let fleet = common::stats_until(&pool, "a first poll", |s| {
         group(s, "fleet").endpoints[0].ready == Some(true)
     });

@@ -14,27 +14,15 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use accelpool::openvino::{Tensor, Tensors};
 use accelpool::remote::{RemoteConfig, RemoteError, RemoteFactory, Secret, TlsConfig};
 use accelpool::{GroupConfig, Pool, Request};
 use common::{assert_accounting, LONG};
-use remote_server::Server;
+use remote_server::{cls_model, image, Server};
 use tls_proxy::{ca, TlsProxy, SERVER_NAME};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
 const TOKEN: &str = "s3cret-t0ken-4f9a";
-
-fn cls_model() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/ppocr/cls.onnx")
-}
-
-fn image(seed: usize) -> Tensors {
-    let data = (0..3 * 48 * 192)
-        .map(|i| ((i * 7919 + seed * 104_729) % 255) as f32 / 255.0 - 0.5)
-        .collect();
-    vec![Tensor::f32("x", [1, 3, 48, 192], data)]
-}
 
 /// Every event any thread logs, at every level (the HTTP/2 and TLS
 /// crates' traces included), as text.

@@ -38,6 +38,16 @@ pub(crate) struct Call<'a> {
     pub(crate) timeout: Duration,
 }
 
+impl Call<'_> {
+    /// `req` with the call's headers and timeout.
+    fn prepare<B>(&self, mut req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        for (k, v) in self.headers {
+            req = req.header(k, v);
+        }
+        req.config().timeout_global(Some(self.timeout)).build()
+    }
+}
+
 impl Rest {
     /// A client of the server at `url`, trusting `roots` for `https://`.
     pub(crate) fn new(
@@ -68,16 +78,8 @@ impl Rest {
 
     /// `GET base/path`: the status and the body.
     fn get(&self, path: &str, call: &Call<'_>) -> Result<(u16, Vec<u8>), RemoteError> {
-        let mut req = self.agent.get(format!("{}{path}", self.base));
-        for (k, v) in call.headers {
-            req = req.header(k, v);
-        }
-        let resp = req
-            .config()
-            .timeout_global(Some(call.timeout))
-            .build()
-            .call();
-        self.read(resp, call.timeout)
+        let req = self.agent.get(format!("{}{path}", self.base));
+        self.read(call.prepare(req).call(), call.timeout)
     }
 
     fn read(
@@ -137,19 +139,11 @@ impl Rest {
         body: &[u8],
         call: &Call<'_>,
     ) -> Result<ModelInferResponse, RemoteError> {
-        let mut req = self
+        let req = self
             .agent
             .post(format!("{}/v2/models/{model}/infer", self.base))
             .header("content-type", "application/json");
-        for (k, v) in call.headers {
-            req = req.header(k, v);
-        }
-        let resp = req
-            .config()
-            .timeout_global(Some(call.timeout))
-            .build()
-            .send(body);
-        let (status, body) = self.read(resp, call.timeout)?;
+        let (status, body) = self.read(call.prepare(req).send(body), call.timeout)?;
         let a: InferAnswer = answer(status, &body)?;
         a.outputs
             .into_iter()

@@ -11,6 +11,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The PP-OCR direction classifier, which the server and the local
+/// groups run.
+pub fn cls_model() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/ppocr/cls.onnx")
+}
+
+/// A text-line image the classifier takes, different for each `seed`
+/// (`benches/remote/client.py` makes the same).
+pub fn image(seed: usize) -> Vec<accelpool::openvino::Tensor> {
+    let data = (0..3 * 48 * 192)
+        .map(|i| ((i * 7919 + seed * 104_729) % 255) as f32 / 255.0 - 0.5)
+        .collect();
+    vec![accelpool::openvino::Tensor::f32("x", [1, 3, 48, 192], data)]
+}
+
 /// One server process and the folder holding its settings and log.
 pub struct Server {
     child: Option<Child>,
