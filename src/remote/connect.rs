@@ -31,6 +31,16 @@ pub(super) struct Headers {
 
 /// The group's headers, checked.
 pub(super) fn headers(config: &RemoteConfig) -> Result<Headers, RemoteError> {
+    // Allowed (a sidecar on loopback, a private network), but said.
+    if !config.headers.is_empty() {
+        for url in config.endpoints.iter().filter(|u| u.starts_with("http://")) {
+            tracing::warn!(
+                "remote endpoint {url}: the group's headers ({}) travel unencrypted; use \
+                 `https://` unless the network is private",
+                config.headers.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
     let mut h = Headers {
         grpc: Vec::with_capacity(config.headers.len()),
         rest: Vec::with_capacity(config.headers.len()),
