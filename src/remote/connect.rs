@@ -37,7 +37,12 @@ pub(super) fn headers(config: &RemoteConfig) -> Result<Headers, RemoteError> {
             tracing::warn!(
                 "remote endpoint {url}: the group's headers ({}) travel unencrypted; use \
                  `https://` unless the network is private",
-                config.headers.keys().cloned().collect::<Vec<_>>().join(", ")
+                config
+                    .headers
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
     }

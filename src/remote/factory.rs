@@ -1,5 +1,5 @@
 //! [`RemoteFactory`]: a remote group's servers, the model's inputs as their
-//! metadata gives them, and the sessions (one per in-flight call slot)
+//! metadata gives them (`metadata`), and the sessions (one per in-flight call slot)
 //! that send requests to the least loaded server in service.
 
 #![forbid(unsafe_code)]
@@ -10,47 +10,23 @@ use std::time::{Duration, Instant};
 
 use super::connect::{self, Headers};
 use super::endpoint::{nanos_since, Client, Endpoint};
-use super::proto::{ModelInferResponse, ModelMetadataRequest, ModelReadyRequest};
+use super::metadata::RemoteInput;
+use super::proto::{ModelInferResponse, ModelReadyRequest};
 use super::{rest, wire, RemoteError};
 use crate::config::remote::{Protocol, RemoteConfig};
 use crate::core::{
     BackendHealth, EndpointStats, ErrorKind, InputError, RunContext, Session, SessionError,
     SessionFactory, WorkerInfo,
 };
-use crate::tensor::{ElementType, InputShape, Tensors};
+use crate::tensor::Tensors;
 
 /// The least time the metadata read at start waits for each endpoint
 /// (beyond its connection).
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One model input as the servers' metadata gives it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteInput {
-    /// The input's name.
-    pub name: String,
-    /// The element type a request gives.
-    pub element: ElementType,
-    /// Each dimension: `Some(n)` fixed, `None` any size (`-1`).
-    pub dims: Vec<Option<usize>>,
-}
-
-impl InputShape for RemoteInput {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn element(&self) -> ElementType {
-        self.element
-    }
-
-    fn dims(&self) -> &[Option<usize>] {
-        &self.dims
-    }
-}
-
 /// What the sessions of one group share: the runtime that drives the
 /// calls, and the rest.
-struct Remote {
+pub(super) struct Remote {
     /// Runs the calls (each worker blocks on its own call's future here)
     /// and the health polls.
     runtime: tokio::runtime::Runtime,
@@ -70,11 +46,11 @@ impl std::ops::Deref for Remote {
 /// from one of its own tasks).
 pub(super) struct Shared {
     pub(super) endpoints: Vec<Endpoint>,
-    model: String,
-    version: String,
+    pub(super) model: String,
+    pub(super) version: String,
     protocol: Protocol,
     /// The model (and version) under `/v2/models/` in a REST path.
-    model_path: String,
+    pub(super) model_path: String,
     headers: Headers,
     pub(super) call_timeout: Duration,
     pub(super) limit: u32,
@@ -251,90 +227,12 @@ pub(super) async fn call<T>(
 
 impl Remote {
     /// Runs a call on the group's runtime, for at most `timeout`.
-    fn block_on<T>(
+    pub(super) fn block_on<T>(
         &self,
         timeout: Duration,
         fut: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     ) -> Result<T, RemoteError> {
         self.runtime.block_on(call(timeout, fut))
-    }
-
-    /// The model's inputs and output names, from the first endpoint that
-    /// answers.
-    fn metadata(&self, timeout: Duration) -> Result<(Vec<RemoteInput>, Vec<String>), RemoteError> {
-        let mut reasons = Vec::new();
-        let mut all_tls = true;
-        for e in &self.endpoints {
-            let answer = match &e.client {
-                Client::Grpc(c) => {
-                    let req = ModelMetadataRequest {
-                        name: self.model.clone(),
-                        version: self.version.clone(),
-                    };
-                    let mut c = c.clone();
-                    self.block_on(timeout, c.model_metadata(self.request(req, timeout)))
-                }
-                Client::Rest(r) => r.metadata(&self.model_path, &self.rest_call(timeout)),
-            };
-            match answer {
-                Ok(m) => {
-                    let bad = |reason: String| RemoteError::Metadata {
-                        model: self.model.clone(),
-                        reason,
-                    };
-                    let inputs = m
-                        .inputs
-                        .into_iter()
-                        .map(|t| {
-                            let element = wire::element(&t.datatype).ok_or_else(|| {
-                                bad(format!(
-                                    "input `{}` has datatype `{}`, which the group does not send",
-                                    t.name, t.datatype
-                                ))
-                            })?;
-                            let dims = t
-                                .shape
-                                .iter()
-                                .map(|&d| match d {
-                                    -1 => Ok(None),
-                                    d => usize::try_from(d).map(Some).map_err(|_| {
-                                        bad(format!("input `{}` has shape {:?}", t.name, t.shape))
-                                    }),
-                                })
-                                .collect::<Result<_, _>>()?;
-                            Ok(RemoteInput {
-                                name: t.name,
-                                element,
-                                dims,
-                            })
-                        })
-                        .collect::<Result<Vec<_>, RemoteError>>()?;
-                    if inputs.is_empty() {
-                        return Err(bad("the servers describe no inputs".into()));
-                    }
-                    e.back_in_service();
-                    return Ok((inputs, m.outputs.into_iter().map(|t| t.name).collect()));
-                }
-                // The server answered: the model is not there, or not as asked.
-                Err(err @ RemoteError::Status { .. }) if !err.is_endpoint_fault() => {
-                    return Err(RemoteError::Metadata {
-                        model: self.model.clone(),
-                        reason: format!("{}: {err}", e.url),
-                    })
-                }
-                Err(RemoteError::Tls(why)) => reasons.push(format!("{}: {why}", e.url)),
-                Err(err) => {
-                    all_tls = false;
-                    reasons.push(format!("{}: {err}", e.url));
-                }
-            }
-        }
-        // Every server refused by its certificate: a setting to fix, not
-        // servers that are down.
-        if all_tls {
-            return Err(RemoteError::Tls(reasons.join("; ")));
-        }
-        Err(RemoteError::Unreachable(reasons.join("; ")))
     }
 
     /// The endpoint to call next: the one with the fewest calls in flight

@@ -23,6 +23,7 @@ mod connect;
 mod endpoint;
 mod factory;
 mod health;
+mod metadata;
 mod proto;
 mod rest;
 mod wire;
@@ -34,7 +35,8 @@ pub use crate::config::remote::{
     DEFAULT_MAX_MESSAGE_BYTES, HEALTH_INTERVAL, MAX_ENDPOINTS, MAX_MESSAGE_BYTES,
     REMOTE_CALL_TIMEOUT,
 };
-pub use factory::{RemoteFactory, RemoteInput, RemoteSession};
+pub use factory::{RemoteFactory, RemoteSession};
+pub use metadata::RemoteInput;
 
 /// Why a remote group could not be built, or a call failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
