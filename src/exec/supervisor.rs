@@ -239,7 +239,8 @@ fn contain(panics: &Counter, task: &str, f: impl FnOnce()) {
     }
 }
 
-/// Finds stuck calls, fails their requests over, and replaces their
+/// Asks each group's backend whether it can serve (`Group::check_backend`),
+/// then finds stuck calls, fails their requests over, and replaces their
 /// workers.
 fn check_health<I: Send + Sync + 'static, O: Send + 'static>(sup: &Supervised<I, O>) {
     let now = sup.time.nanos();
