@@ -112,7 +112,7 @@ impl Drop for Echo {
     }
 }
 
-/// The worker's spin (see `src/queue.rs`), on a plain channel.
+/// The worker's spin (see `src/exec/queue.rs`), on a plain channel.
 fn spin_recv(rx: &Receiver<u64>, spin: Duration) -> Option<u64> {
     if let Ok(v) = rx.try_recv() {
         return Some(v);
