@@ -364,15 +364,6 @@ fn slow_and_flooding_clients_block_neither_the_pool_nor_other_clients() {
     assert_accounting(&pool.shutdown(LONG).stats);
 }
 
-/// A free loopback port (bound, then released for the child to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Kills the process when dropped: the test stops what it started.
 struct Child(std::process::Child);
 
@@ -458,7 +449,8 @@ fn a_real_prometheus_scrapes_the_batch_example() {
         ),
     )
     .unwrap();
-    let web = format!("127.0.0.1:{}", free_port());
+    let web_port = common::ports::reserve();
+    let web = format!("127.0.0.1:{}", web_port.number());
     let _prometheus = Child(
         Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))

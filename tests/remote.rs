@@ -12,8 +12,9 @@ use std::time::Duration;
 use accelpool::openvino::{OpenVinoConfig, OpenVinoFactory, Precision, Tensor, Tensors};
 use accelpool::remote::{RemoteConfig, RemoteError, RemoteFactory};
 use accelpool::{ErrorKind, GroupConfig, Pool, Refusal, Request, RetryPolicy, TaskError};
+use common::ports::reserve;
 use common::{assert_accounting, LONG};
-use remote_server::{cls_model, free_port, garbage_server, image, silent_server, Server};
+use remote_server::{cls_model, garbage_server, image, silent_server, Server};
 
 /// The classifier in f32 on the local CPU with one inference thread, as
 /// the server runs it.
@@ -142,15 +143,20 @@ fn a_model_the_server_does_not_have_is_a_typed_error_at_build() {
         "{e}"
     );
     // No server at all: unreachable, which an optional group is skipped for.
-    let closed = format!("http://127.0.0.1:{}", free_port());
+    let closed_port = reserve();
+    let closed = format!("http://127.0.0.1:{}", closed_port.number());
     let e = RemoteFactory::new(&RemoteConfig::new([closed], "cls")).unwrap_err();
     assert!(e.is_unreachable(), "{e}");
+    // The reason under the connection's failure is said, not only that
+    // it failed.
+    assert!(e.to_string().contains("Connection refused"), "{e}");
 }
 
 #[test]
 fn with_one_endpoint_down_every_request_goes_to_the_other() {
     let server = Server::start(&cls_model(), "cls");
-    let down = format!("http://127.0.0.1:{}", free_port());
+    let down_port = reserve();
+    let down = format!("http://127.0.0.1:{}", down_port.number());
     serves_every_request_without_a_failed_attempt(
         &RemoteConfig::new([down, server.url()], "cls"),
         40,
@@ -526,7 +532,8 @@ fn the_rest_binding_gives_the_same_outputs_and_checks_inputs_from_its_metadata()
 fn over_rest_a_dead_endpoint_is_passed_over_and_the_health_poll_follows_the_server() {
     use accelpool::remote::Protocol;
     let mut server = Server::start(&cls_model(), "cls");
-    let dead = format!("http://127.0.0.1:{}", free_port());
+    let dead_port = reserve();
+    let dead = format!("http://127.0.0.1:{}", dead_port.number());
     let cfg = RemoteConfig::new([dead.clone(), server.rest_url()], "cls")
         .protocol(Protocol::Rest)
         .health_interval(Duration::from_millis(20));
@@ -592,9 +599,10 @@ models:
     assert_eq!(model("fleet").stats.groups[0].endpoints[0].answered, 6);
     // A model whose servers do not answer is refused, naming the model
     // and the group.
+    let port = reserve();
     let dead = format!(
         "models:\n  gone:\n    groups:\n      - name: fleet\n        pin: false\n        backend:\n          remote: {{ endpoints: [\"http://127.0.0.1:{}\"], model: cls, connect_timeout: 200ms }}\n",
-        free_port()
+        port.number()
     );
     let err = Runtime::from_backends(RuntimeConfig::from_yaml(&dead).unwrap()).unwrap_err();
     let text = err.to_string();

@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use serde_json::{json, Value};
 
+/// Loopback ports for the servers a benchmark starts (the remote one's).
+#[path = "../../tests/common/ports.rs"]
+pub mod ports;
+
 /// `ACCELPOOL_BENCH_QUICK=1`: shorter runs (the whole suite in under two minutes).
 pub fn quick() -> bool {
     std::env::var("ACCELPOOL_BENCH_QUICK").is_ok_and(|v| v == "1")

@@ -109,6 +109,11 @@ impl RemoteError {
         }
         match s.source() {
             Some(cause) => {
+                // The status's own message is tonic's summary ("transport
+                // error"); the causes under it say what failed (a refused
+                // or timed-out connect, a reset, a peer not speaking
+                // HTTP/2), and go in the error after it.
+                let mut reason: String = message();
                 let mut e: Option<&(dyn Error + 'static)> = Some(cause);
                 while let Some(c) = e {
                     if c.is::<tonic::TimeoutExpired>() {
@@ -117,9 +122,13 @@ impl RemoteError {
                     if let Some(tls) = tls_failure(c) {
                         return RemoteError::Tls(tls);
                     }
+                    let text = c.to_string();
+                    if !reason.ends_with(&text) && reason.len() < 512 {
+                        reason = format!("{reason}: {text}");
+                    }
                     e = c.source();
                 }
-                RemoteError::Transport(message())
+                RemoteError::Transport(reason)
             }
             None => RemoteError::Status {
                 code: s.code(),
@@ -176,5 +185,39 @@ fn tls_explained(tls: &rustls::Error) -> String {
         ),
         Error::InvalidCertificate(c) => format!("the server's certificate was refused: {c}"),
         other => format!("the TLS handshake failed: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connector's error over the socket's, as a connection failure
+    /// reaches a call.
+    #[derive(Debug)]
+    struct Connect(std::io::Error);
+
+    impl std::fmt::Display for Connect {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("tcp connect error")
+        }
+    }
+
+    impl std::error::Error for Connect {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_failed_connection_says_what_failed_under_the_summary() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let status = tonic::Status::from_error(Box::new(Connect(refused)));
+        match RemoteError::from_status(&status, Duration::from_secs(1)) {
+            RemoteError::Transport(reason) => {
+                assert_eq!(reason, "tcp connect error: connection refused")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

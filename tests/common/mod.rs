@@ -8,6 +8,8 @@ use std::time::Duration;
 use accelpool::{CountsSnapshot, PoolStats};
 use crossbeam_channel::{bounded, Receiver, Sender};
 
+pub mod ports;
+
 /// Generous bound for waits that should end at once; reaching it means a bug.
 pub const LONG: Duration = Duration::from_secs(20);
 

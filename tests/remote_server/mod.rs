@@ -2,6 +2,8 @@
 //! MLServer (installed into the project's venv by `scripts/setup.sh
 //! --server`) serving a model through `openvino_runtime.py` beside this
 //! file, on loopback ports of its own, started and stopped by process id.
+//! Its includer provides `common::ports` (the tests' and the benchmarks'
+//! `common` both do).
 // Each test binary that includes it uses part of it.
 #![allow(dead_code)]
 
@@ -10,6 +12,11 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use accelpool::remote::{Protocol, RemoteConfig, RemoteFactory};
+use accelpool::BackendHealth;
+
+use crate::common::ports::{reserve, Port};
 
 /// The PP-OCR direction classifier, which the server and the local
 /// groups run.
@@ -33,17 +40,11 @@ pub struct Server {
     pub grpc: u16,
     /// The REST (HTTP) port.
     pub http: u16,
+    /// The model it serves.
+    model: String,
+    /// Both ports, reserved while the server lives (restarts included).
+    _ports: [Port; 2],
     dir: tempfile::TempDir,
-}
-
-/// A free loopback port (the listener is closed at once; the server binds
-/// it right after).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn mlserver() -> PathBuf {
@@ -59,11 +60,12 @@ fn mlserver() -> PathBuf {
 }
 
 impl Server {
-    /// Serves `model_file` as `name` and waits until its gRPC port accepts
-    /// connections (MLServer opens it once the model is loaded).
+    /// Serves `model_file` as `name` and waits until the model is ready
+    /// on both ports (see [`Server::serves`]).
     pub fn start(model_file: &Path, name: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let (grpc, http) = (free_port(), free_port());
+        let ports = [reserve(), reserve()];
+        let (grpc, http) = (ports[0].number(), ports[1].number());
         let settings = serde_json::json!({
             "host": "127.0.0.1",
             "http_port": http,
@@ -84,6 +86,8 @@ impl Server {
             child: None,
             grpc,
             http,
+            model: name.to_owned(),
+            _ports: ports,
             dir,
         };
         s.spawn();
@@ -117,9 +121,7 @@ impl Server {
         // Many servers may start at once on a loaded or one-CPU machine.
         let until = Instant::now() + Duration::from_secs(600);
         loop {
-            if TcpStream::connect(("127.0.0.1", self.grpc)).is_ok()
-                && TcpStream::connect(("127.0.0.1", self.http)).is_ok()
-            {
+            if self.serves() {
                 return;
             }
             let exited = self.child.as_mut().unwrap().try_wait().unwrap();
@@ -131,6 +133,29 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Whether the server is up: both ports accept connections (checked
+    /// first, as it costs nothing while the process starts), and over each
+    /// protocol the server describes the model and says it and the model
+    /// are ready. MLServer opens its ports while the model still loads,
+    /// and stops serving when the load fails, so an open port alone says
+    /// neither.
+    fn serves(&self) -> bool {
+        let open = |port| TcpStream::connect(("127.0.0.1", port)).is_ok();
+        if !(open(self.grpc) && open(self.http)) {
+            return false;
+        }
+        [
+            (self.url(), Protocol::Grpc),
+            (self.rest_url(), Protocol::Rest),
+        ]
+        .into_iter()
+        .all(|(url, protocol)| {
+            let cfg = RemoteConfig::new([url], &self.model).protocol(protocol);
+            RemoteFactory::new(&cfg)
+                .is_ok_and(|f| f.ready(Duration::from_secs(10)) == BackendHealth::Ready)
+        })
     }
 
     /// The server's process id (while it runs).
@@ -161,6 +186,15 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+        // A failing test shows what the server said (its folder goes now).
+        if std::thread::panicking() {
+            eprintln!(
+                "log of the server on ports {} and {}:\n{}",
+                self.grpc,
+                self.http,
+                self.log()
+            );
+        }
     }
 }
 

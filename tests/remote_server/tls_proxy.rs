@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
-use crate::remote_server::free_port;
+use crate::common::ports::{reserve, Port};
 
 /// The name on the server's certificate (not the host it is reached at).
 pub const SERVER_NAME: &str = "fleet.internal";
@@ -42,6 +42,8 @@ pub struct TlsProxy {
     /// The port of its REST front (HTTP/1.1 over TLS to the server's
     /// REST port).
     pub rest_port: u16,
+    /// Both ports, reserved while the proxy lives.
+    _ports: [Port; 2],
     dir: tempfile::TempDir,
 }
 
@@ -77,7 +79,8 @@ impl TlsProxy {
             .unwrap();
         std::fs::write(d.join("rest.pem"), rest_cert.pem()).unwrap();
         std::fs::write(d.join("rest.key"), rest_key.serialize_pem()).unwrap();
-        let (port, rest_port) = (free_port(), free_port());
+        let ports = [reserve(), reserve()];
+        let (port, rest_port) = (ports[0].number(), ports[1].number());
         // Refused as a gRPC server refuses a call: HTTP 200 with the
         // status `Unauthenticated` (16) in the headers.
         let check = token.map_or(String::new(), |t| {
@@ -147,6 +150,7 @@ http {{
             child: Some(child),
             port,
             rest_port,
+            _ports: ports,
             dir,
         };
         let until = Instant::now() + Duration::from_secs(60);
