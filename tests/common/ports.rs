@@ -11,7 +11,9 @@
 //! lock file, which keeps every test process running at once (several test
 //! binaries, or several copies of one) from choosing the same port. The
 //! reservation lasts until the [`Port`] drops; the lock goes with the
-//! process if it dies.
+//! process if it dies. The lock files stay (empty, one per port of a small
+//! range): deleting one while another process may be opening it would let
+//! two processes each hold "the" lock.
 
 use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
@@ -21,8 +23,10 @@ use std::os::fd::AsRawFd;
 /// The lowest port handed out.
 const LOWEST: u16 = 20_000;
 
-/// The fewest ports to choose from, when the ephemeral range starts low.
-const FEWEST: u16 = 2_000;
+/// How many ports are handed out: far more than the test processes of a
+/// run hold at once (tens), and few enough that the lock files left in the
+/// temporary directory (one per port ever reserved, empty) stay few.
+const SPAN: u16 = 1_000;
 
 /// A loopback port reserved for this test, free when it was reserved.
 #[derive(Debug)]
@@ -41,7 +45,10 @@ impl Port {
 /// Reserves a loopback port nobody listens on, below the ephemeral range,
 /// that no other test process holds.
 pub fn reserve() -> Port {
-    let top = ephemeral_low().max(LOWEST + FEWEST);
+    // Below the ephemeral range where it starts high enough (Linux's
+    // default starts at 32768); where it starts lower, the locks still keep
+    // test processes apart.
+    let top = ephemeral_low().clamp(LOWEST + SPAN / 2, LOWEST + SPAN);
     let span = u64::from(top - LOWEST);
     // A random first candidate, so processes starting together rarely
     // contend for the same locks.
