@@ -190,7 +190,9 @@ fn tls_explained(tls: &rustls::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::time::Duration;
+
+    use crate::remote::RemoteError;
 
     /// A connector's error over the socket's, as a connection failure
     /// reaches a call.
