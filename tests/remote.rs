@@ -144,7 +144,7 @@ fn a_model_the_server_does_not_have_is_a_typed_error_at_build() {
     );
     // No server at all: unreachable, which an optional group is skipped for.
     let closed_port = reserve();
-    let closed = format!("http://127.0.0.1:{}", closed_port.number());
+    let closed = closed_port.url();
     let e = RemoteFactory::new(&RemoteConfig::new([closed], "cls")).unwrap_err();
     assert!(e.is_unreachable(), "{e}");
     // The reason under the connection's failure is said, not only that
@@ -156,7 +156,7 @@ fn a_model_the_server_does_not_have_is_a_typed_error_at_build() {
 fn with_one_endpoint_down_every_request_goes_to_the_other() {
     let server = Server::start(&cls_model(), "cls");
     let down_port = reserve();
-    let down = format!("http://127.0.0.1:{}", down_port.number());
+    let down = down_port.url();
     serves_every_request_without_a_failed_attempt(
         &RemoteConfig::new([down, server.url()], "cls"),
         40,
@@ -533,7 +533,7 @@ fn over_rest_a_dead_endpoint_is_passed_over_and_the_health_poll_follows_the_serv
     use accelpool::remote::Protocol;
     let mut server = Server::start(&cls_model(), "cls");
     let dead_port = reserve();
-    let dead = format!("http://127.0.0.1:{}", dead_port.number());
+    let dead = dead_port.url();
     let cfg = RemoteConfig::new([dead.clone(), server.rest_url()], "cls")
         .protocol(Protocol::Rest)
         .health_interval(Duration::from_millis(20));

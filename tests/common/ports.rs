@@ -40,6 +40,12 @@ impl Port {
     pub fn number(&self) -> u16 {
         self.number
     }
+
+    /// `http://127.0.0.1:<port>`: an endpoint nobody serves while the
+    /// reservation lasts.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.number)
+    }
 }
 
 /// Reserves a loopback port nobody listens on, below the ephemeral range,
@@ -56,7 +62,7 @@ pub fn reserve() -> Port {
         .build_hasher()
         .finish();
     for i in 0..span {
-        let number = LOWEST + u16::try_from((start.wrapping_add(i)) % span).unwrap();
+        let number = LOWEST + u16::try_from(start.wrapping_add(i) % span).unwrap();
         let Some(lock) = lock(number) else { continue };
         if TcpListener::bind(("127.0.0.1", number)).is_ok() {
             return Port {
